@@ -1,0 +1,172 @@
+"""The `mockml` command line (contract in DESIGN.md: exit 0 on success, 2 on bad input)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.errors import BadInput, MockmlError
+
+cli = typer.Typer(
+    name="mockml",
+    help="An offline mock-interview coach for machine-learning-engineer candidates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bank_cli = typer.Typer(help="Validate the question bank.", no_args_is_help=True)
+cli.add_typer(bank_cli, name="bank")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def progress_bar(label: str) -> Progress:
+    """A progress bar on stderr, so stdout stays clean for --json."""
+    return Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False
+    )
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+@bank_cli.command("check")
+def bank_check(
+    knowledge: Annotated[Optional[Path], typer.Option(help="bank folder (default: MOCKML_KNOWLEDGE_DIR)")] = None,
+    seeds: Annotated[Optional[Path], typer.Option(help="seed documents folder, to verify quoted originals")] = None,
+) -> None:
+    """Validate every bank file; print each problem as file:line: message."""
+    from app.bank import check
+    from app.config import get_settings
+
+    s = get_settings()
+    bank, problems = check(knowledge or s.knowledge_dir, seeds or s.seeds_dir)
+    for problem in problems:
+        err.print(str(problem), markup=False, highlight=False)
+    if problems:
+        raise BadInput(f"{len(problems)} problem(s) in the question bank: fix the lines above")
+    tracks = sorted({q.track.value for q in bank.questions})
+    out.print(f"bank ok: {len(bank.questions)} questions in {len(tracks)} tracks ({', '.join(tracks)}), "
+              f"{len(bank.closing)} closing questions")
+
+
+@cli.command("index")
+def index_cmd(rebuild: Annotated[bool, typer.Option("--rebuild", help="re-embed everything into a fresh collection")] = False) -> None:
+    """Build or refresh the Chroma index of the bank (incremental: unchanged questions are skipped)."""
+    from app.config import get_settings
+    from app.index import Index
+    from app.runtime import get_bank
+
+    s = get_settings()
+    bank = get_bank(s)
+    index = Index(s)
+    with progress_bar("embedding") as bar:
+        task = bar.add_task("embed", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        stats = index.sync(bank, rebuild=rebuild, progress=report)
+        bar.update(task, total=max(stats.added + stats.updated, 1), completed=max(stats.added + stats.updated, 1))
+    where = f"{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_dir)
+    out.print(
+        f"index ready at {where}: {stats.documents} documents for {len(bank.questions)} questions "
+        f"({stats.added} added, {stats.updated} updated, {stats.removed} removed, {stats.unchanged} unchanged) "
+        f"in {stats.seconds:.2f} s"
+    )
+
+
+def _hit_json(hit: Any) -> dict[str, Any]:
+    return {
+        "id": hit.question.id,
+        "score": hit.score,
+        "dense_rank": hit.dense_rank,
+        "bm25_rank": hit.bm25_rank,
+        "similarity": hit.similarity,
+        "question": hit.question.model_dump(mode="json"),
+    }
+
+
+@cli.command("search")
+def search_cmd(
+    query: Annotated[Optional[str], typer.Argument(help="what to look for, in your own words")] = None,
+    k: Annotated[int, typer.Option("-k", help="number of results", min=1, max=100)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    batch: Annotated[Optional[Path], typer.Option(help="file with one query per line; writes one JSON line per query")] = None,
+    track: Annotated[Optional[str], typer.Option(help="only this track")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="only this kind")] = None,
+    level: Annotated[Optional[str], typer.Option(help="only this level")] = None,
+    mode: Annotated[str, typer.Option(help="hybrid | dense | bm25")] = "hybrid",
+) -> None:
+    """Find bank questions by meaning (hybrid dense + BM25 retrieval)."""
+    from app.bank import Kind, Level, Track
+    from app.runtime import get_retriever
+
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise BadInput(f"--mode must be hybrid, dense or bm25, not {mode!r}")
+    for name, value, enum in (("--track", track, Track), ("--kind", kind, Kind), ("--level", level, Level)):
+        if value is not None and value not in {e.value for e in enum}:
+            raise BadInput(f"{name} must be one of {', '.join(e.value for e in enum)}, not {value!r}")
+    if (query is None) == (batch is None):
+        raise BadInput("give a QUERY or --batch FILE (one query per line), not both or neither")
+    filters = {"track": track, "kind": kind, "level": level}
+    if batch is not None:
+        if not batch.is_file():
+            raise BadInput(f"--batch file {batch} does not exist")
+        retriever = get_retriever()
+        for line in batch.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                hits = retriever.search(line, k, mode=mode, **filters)  # type: ignore[arg-type]
+                _print_json({"query": line, "results": [_hit_json(h) for h in hits]})
+            except BadInput as exc:
+                _print_json({"query": line[:200], "error": str(exc)})
+        return
+    assert query is not None
+    from app.index import validate_query
+
+    validate_query(query)  # fail fast, before loading any model
+    hits = get_retriever().search(query, k, mode=mode, **filters)  # type: ignore[arg-type]
+    if as_json:
+        _print_json({"query": query, "results": [_hit_json(h) for h in hits]})
+        return
+    if not hits:
+        out.print("no matching questions (try fewer filters)")
+        return
+    for rank, hit in enumerate(hits, 1):
+        q = hit.question
+        out.print(f"[bold]{rank}. {q.id}[/]  [dim]{q.track.value} · {q.topic} · {q.kind.value} · {q.level.value}[/]")
+        out.print(f"   {q.text}", markup=False, highlight=False)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning our errors into one line and exit code 2 for bad input."""
+    command = typer.main.get_command(cli)
+    try:
+        code = command.main(prog_name="mockml", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except MockmlError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Small text utilities shared by retrieval and grading: tokens, stems and sentences."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import Stemmer
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_BRITISH = ((re.compile(r"isation"), "ization"), (re.compile(r"is(e|ed|es|ing)\b"), r"iz\1"), (re.compile(r"yse\b"), "yze"))
+_stemmer = Stemmer.Stemmer("english")
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her here
+    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
+    off on once only or other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up very was we were what
+    when where which while who whom why will with would you your yours yourself yourselves also use used using
+    one get gets got like well way ways would really thing things""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (hyphenated words kept whole)."""
+    return _WORD.findall(text.lower())
+
+
+@lru_cache(maxsize=50_000)
+def stem(word: str) -> str:
+    """American-spelling Snowball stem of one lower-case word."""
+    for pattern, repl in _BRITISH:
+        word = pattern.sub(repl, word)
+    return _stemmer.stemWord(word)
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the non-stopword tokens, hyphenated words also split into their parts."""
+    out: list[str] = []
+    for w in words(text):
+        if w in STOPWORDS:
+            continue
+        out.append(stem(w))
+        if "-" in w:
+            out.extend(stem(p) for p in w.split("-") if p and p not in STOPWORDS)
+    return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(\[]?[A-Za-z0-9])|\n\s*[-*•]\s+|\n{1,}")
+
+
+_ABBREVIATION = re.compile(r"\b(e\.g|i\.e|vs|etc|approx|cf|Dr|Mr|Ms)\.$", re.IGNORECASE)
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences (and bullet items) of a text, whitespace trimmed."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        while a < b and text[a] in " \t\r\n-*•":
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b - a < 2:
+            continue
+        if out and _ABBREVIATION.search(text[out[-1][0] : out[-1][1]]):
+            out[-1] = (out[-1][0], b)  # "e.g. 3.5" is one sentence, not two
+        else:
+            out.append((a, b))
+    return out
