@@ -149,6 +149,116 @@ def search_cmd(
         out.print(f"   {q.text}", markup=False, highlight=False)
 
 
+_VERDICT_STYLE = {"covered": "green", "partial": "yellow", "missing": "red", "contradicted": "bold red"}
+
+
+def print_scorecard(card: Any) -> None:
+    """A readable terminal scorecard."""
+    from rich.table import Table
+
+    out.print(f"[bold]Score {card.score:.1f} / 5[/]  [dim]({card.engine}, {card.latency_ms:.0f} ms, rubric: {card.rubric_source.value})[/]")
+    out.print(card.question, style="italic", markup=False, highlight=False)
+    table = Table(show_lines=True, expand=True)
+    table.add_column("rubric point", ratio=3)
+    table.add_column("weight", justify="right", width=6)
+    table.add_column("verdict", width=12)
+    table.add_column("your words", ratio=3)
+    for v in card.verdicts:
+        table.add_row(v.point, f"{v.weight:g}", f"[{_VERDICT_STYLE[v.verdict.value]}]{v.verdict.value}[/]",
+                      f"“{v.evidence}”" if v.evidence else "[dim]—[/]")
+    out.print(table)
+    for title, items in (("Strengths", card.strengths), ("Gaps", card.gaps)):
+        if items:
+            out.print(f"[bold]{title}[/]")
+            for item in items:
+                out.print(f"  • {item}", markup=False, highlight=False)
+    out.print(f"[bold]Next time:[/] {card.improvement}")
+    for note in card.notes:
+        out.print(f"[dim]note: {note}[/]")
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+@cli.command("grade")
+def grade_cmd(
+    question: Annotated[Optional[str], typer.Option("--question", "-q", help="a bank question id or the question's text")] = None,
+    answer: Annotated[Optional[str], typer.Option("--answer", "-a", help="the answer to grade")] = None,
+    answer_file: Annotated[Optional[Path], typer.Option("--answer-file", help="read the answer from a file ('-' for stdin)")] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", "-r", help="your own reference answer (its claims become the rubric)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the scorecard as JSON")] = False,
+    engine: Annotated[Optional[str], typer.Option(help="offline | llm | local (default: offline unless MOCKML_MODEL is set)")] = None,
+    batch: Annotated[Optional[Path], typer.Option(help="JSONL in: {id, question, answer, reference?, question_id?} per line")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="JSONL out for --batch: {id, score, ...scorecard} per line")] = None,
+) -> None:
+    """Grade an answer against the question's rubric and print a scorecard that quotes the answer."""
+    from app.grading import Grader
+
+    if batch is not None:
+        if question or answer or answer_file:
+            raise BadInput("--batch takes its questions and answers from the file: drop --question/--answer")
+        if out_path is None:
+            raise BadInput("--batch needs --out OUT.jsonl for the results")
+        _grade_batch(Grader(), batch, out_path, engine)
+        return
+    if not question:
+        raise BadInput("give --question (a bank id or the question text), or --batch IN.jsonl --out OUT.jsonl")
+    if (answer is None) == (answer_file is None):
+        raise BadInput("give the answer with exactly one of --answer TEXT or --answer-file FILE")
+    if answer_file is not None:
+        if str(answer_file) == "-":
+            answer = sys.stdin.read()
+        elif not answer_file.is_file():
+            raise BadInput(f"--answer-file {answer_file} does not exist")
+        else:
+            answer = answer_file.read_text(encoding="utf-8", errors="replace")
+    card = Grader().grade(question, answer or "", reference, engine)
+    if as_json:
+        _print_json(card.model_dump(mode="json"))
+    else:
+        print_scorecard(card)
+
+
+def _grade_batch(grader: Any, batch: Path, out_path: Path, engine: str | None) -> None:
+    """Stream a JSONL file through the grader: one output line per input line, in order."""
+    if not batch.is_file():
+        raise BadInput(f"--batch file {batch} does not exist")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        sink = out_path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot write --out {out_path}: {exc.strerror or exc}") from exc
+    total, errors = _count_lines(batch), 0
+    with sink, batch.open(encoding="utf-8", errors="replace") as source, progress_bar("grading") as bar:
+        task = bar.add_task("grade", total=total)
+        for n, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            row: dict[str, Any]
+            item_id: Any = n
+            try:
+                req = json.loads(line)
+                if not isinstance(req, dict):
+                    raise BadInput("each line must be a JSON object with question and answer")
+                item_id = req.get("id", n)
+                question = req.get("question_id") or req.get("question")
+                if not question or "answer" not in req:
+                    raise BadInput("each line needs \"question\" (or \"question_id\") and \"answer\"")
+                card = grader.grade(str(question), req["answer"] if isinstance(req["answer"], str) else str(req["answer"]),
+                                    req.get("reference"), engine)
+                row = {"id": item_id, **card.model_dump(mode="json")}
+            except json.JSONDecodeError as exc:
+                row, errors = {"id": item_id, "error": f"line {n} is not valid JSON: {exc.msg}"}, errors + 1
+            except MockmlError as exc:
+                row, errors = {"id": item_id, "error": str(exc)}, errors + 1
+            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sink.flush()
+            bar.advance(task)
+    err.print(f"graded {total - errors} of {total} lines into {out_path}" + (f" ({errors} with errors)" if errors else ""))
+
+
 def main() -> None:
     """Entry point: run the CLI, turning our errors into one line and exit code 2 for bad input."""
     command = typer.main.get_command(cli)

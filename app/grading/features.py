@@ -1,0 +1,184 @@
+"""Features the offline engine computes for one (rubric point, answer) pair.
+
+The same code runs at calibration time (on SemEval-2013 reference/student pairs) and at run time, so the
+fitted parameters in `params.json` mean the same thing in both places.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.text import STOPWORDS, content_stems, sentences, stem, words
+
+FEATURES: tuple[str, ...] = (
+    "sim_best",        # best cosine of the point to one answer unit (sentence or two adjacent sentences)
+    "sim_answer",      # cosine of the point to the whole answer
+    "term_recall",     # share of the point's key terms (or novel content stems) the best unit mentions
+    "term_recall_all", # the same over the whole answer
+    "negation_flip",   # the best unit negates where the point does not (or the reverse)
+    "antonym_flip",    # the best unit uses a direction word opposite to the point's
+    "novelty",         # share of the best unit's content stems that are not in the question
+    "log_len",         # log of the answer's word count (very short answers rarely cover a point)
+    "term_precision",  # share of the best unit's novel content stems that the point itself uses
+    "sim_question",    # cosine of the best unit to the question (echoing the question is not answering it)
+    "log_novel",       # log(1 + number of novel content stems in the answer)
+)
+
+TERM_BONUS = 0.25  # one fully-named key-term set is worth a quarter of cosine when choosing evidence
+NEGATIONS = frozenset("not no never none cannot can't don't doesn't isn't aren't wasn't weren't won't without nothing neither nor".split())
+# Direction words whose swap turns a correct claim into its contradiction.
+ANTONYMS: tuple[tuple[str, str], ...] = (
+    ("increase", "decrease"), ("higher", "lower"), ("more", "less"), ("larger", "smaller"), ("high", "low"),
+    ("overfit", "underfit"), ("raise", "reduce"), ("positive", "negative"), ("open", "close"), ("series", "parallel"),
+    ("faster", "slower"), ("add", "remove"), ("true", "false"), ("same", "different"), ("connected", "separated"),
+    ("sparse", "dense"), ("bias", "variance"), ("precision", "recall"), ("before", "after"), ("maximize", "minimize"),
+)
+_ANTONYM_STEMS: dict[str, str] = {}
+for _a, _b in ANTONYMS:
+    _ANTONYM_STEMS[stem(_a)] = stem(_b)
+    _ANTONYM_STEMS[stem(_b)] = stem(_a)
+
+
+@dataclass
+class AnswerUnits:
+    """An answer cut into gradeable units: sentences and pairs of adjacent sentences, with their spans."""
+
+    text: str
+    spans: list[tuple[int, int]]
+    unit_texts: list[str] = field(default_factory=list)
+    unit_spans: list[tuple[int, int]] = field(default_factory=list)
+    unit_stems: list[set[str]] = field(default_factory=list)
+    unit_words: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, text: str, spans: list[tuple[int, int]] | None = None) -> AnswerUnits:
+        spans = sentences(text) if spans is None else spans
+        units = cls(text=text, spans=spans)
+        pieces = list(spans) + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
+        for a, b in pieces:
+            chunk = text[a:b]
+            units.unit_texts.append(chunk)
+            units.unit_spans.append((a, b))
+            units.unit_stems.append(set(content_stems(chunk)))
+            units.unit_words.append(words(chunk))
+        return units
+
+    @property
+    def word_count(self) -> int:
+        return len(words(self.text))
+
+
+def term_groups(key_terms: list[list[str]], point_text: str, question_text: str) -> list[list[tuple[str, ...]]]:
+    """Key terms as groups of alternative stem sequences; without key terms, the point's novel content stems."""
+    if key_terms:
+        return [[tuple(content_stems(alt)) or (stem(alt),) for alt in alts] for alts in key_terms if alts]
+    question = set(content_stems(question_text))
+    novel = [s for s in dict.fromkeys(content_stems(point_text)) if s not in question]
+    return [[(s,)] for s in novel]
+
+
+def _mentions(stems: set[str], joined: str, alt: tuple[str, ...]) -> bool:
+    if len(alt) == 1:
+        # a prefix form such as "memoriz" matches memorize/memorization through the stem
+        return alt[0] in stems or any(s.startswith(alt[0]) for s in stems if len(alt[0]) >= 5)
+    return " ".join(alt) in joined or all(a in stems for a in alt)
+
+
+def term_recall(groups: list[list[tuple[str, ...]]], stems: set[str], joined: str) -> float:
+    """Share of term groups with at least one alternative mentioned."""
+    if not groups:
+        return 0.0
+    return sum(any(_mentions(stems, joined, alt) for alt in alts) for alts in groups) / len(groups)
+
+
+def negation_count(tokens: list[str]) -> int:
+    return sum(1 for t in tokens if t in NEGATIONS or t.endswith("n't"))
+
+
+def antonym_flip(point_stems: set[str], unit_stems: set[str]) -> float:
+    """1 when the unit uses the opposite direction word of one the point uses and not the word itself."""
+    for s in point_stems:
+        opposite = _ANTONYM_STEMS.get(s)
+        if opposite and opposite in unit_stems and s not in unit_stems:
+            return 1.0
+    return 0.0
+
+
+def stopword_ratio(tokens: list[str]) -> float:
+    """Share of function words: prose sits near 0.4–0.5, a bare keyword list near 0."""
+    return sum(1 for t in tokens if t in STOPWORDS) / len(tokens) if tokens else 0.0
+
+
+_LIST_SEPARATORS = re.compile(r"[,;/|]")
+
+
+def is_keyword_list(text: str) -> bool:
+    """A unit that strings terms together without explaining them (keyword stuffing)."""
+    tokens = words(text)
+    if len(tokens) < 4:
+        return False
+    separators = len(_LIST_SEPARATORS.findall(text))
+    return stopword_ratio(tokens) < 0.12 or (separators >= 3 and separators >= len(tokens) / 3)
+
+
+@dataclass
+class PointFeatures:
+    """Feature vector plus the unit that best supports the point (for the evidence quote)."""
+
+    values: np.ndarray
+    best_unit: int
+    best_is_list: bool
+
+
+def point_features(
+    point_vec: np.ndarray,
+    point_text: str,
+    groups: list[list[tuple[str, ...]]],
+    question_stems: set[str],
+    units: AnswerUnits,
+    unit_vecs: np.ndarray,
+    answer_vec: np.ndarray,
+    question_vec: np.ndarray,
+    usable: list[bool],
+) -> PointFeatures:
+    """Features of one rubric point against an answer whose units are already embedded."""
+    n_words = max(units.word_count, 1)
+    sims = unit_vecs @ point_vec if len(unit_vecs) else np.zeros(0)
+    candidates = [i for i in range(len(units.unit_texts)) if usable[i]]
+    if not candidates:
+        values = np.zeros(len(FEATURES), dtype=np.float64)
+        values[FEATURES.index("log_len")] = np.log(n_words)
+        return PointFeatures(values, -1, False)
+    # The evidence unit: most similar to the point, preferring one that names the point's key terms.
+    recalls = {i: term_recall(groups, units.unit_stems[i], " ".join(stem(w) for w in units.unit_words[i])) for i in candidates}
+    best = max(candidates, key=lambda i: (sims[i] + TERM_BONUS * recalls[i], -i))
+    stems = units.unit_stems[best]
+    joined = " ".join(stem(w) for w in units.unit_words[best])
+    all_stems = set().union(*(units.unit_stems[i] for i in candidates))
+    all_joined = " ".join(" ".join(stem(w) for w in units.unit_words[i]) for i in candidates)
+    point_stems = set(content_stems(point_text))
+    point_neg = negation_count(words(point_text)) > 0
+    unit_neg = negation_count(units.unit_words[best]) > 0
+    novel = stems - question_stems
+    novelty = len(novel) / len(stems) if stems else 0.0
+    all_novel = all_stems - question_stems
+    values = np.array(
+        [
+            float(sims[best]),
+            float(answer_vec @ point_vec),
+            term_recall(groups, stems, joined),
+            term_recall(groups, all_stems, all_joined),
+            float(point_neg != unit_neg),
+            antonym_flip(point_stems, stems),
+            novelty,
+            float(np.log(n_words)),
+            len(novel & point_stems) / len(novel) if novel else 0.0,
+            float(unit_vecs[best] @ question_vec),
+            float(np.log1p(len(all_novel))),
+        ],
+        dtype=np.float64,
+    )
+    return PointFeatures(values, best, is_keyword_list(units.unit_texts[best]))

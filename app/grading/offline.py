@@ -1,0 +1,139 @@
+"""The offline engine: per-point verdicts from MiniLM similarity, key terms and contradiction cues.
+
+A multinomial logistic model over `features.FEATURES` gives P(correct), P(contradictory), P(incorrect)
+for each (rubric point, answer) pair. Its coefficients and the verdict thresholds were fitted on
+SemEval-2013 (see `evals/grading/calibrate.py`) and are read from `params.json`; nothing is fitted at
+run time, so the same input always gets the same verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+
+from app.bank import RubricPoint
+from app.embeddings import Embedder, get_embedder
+from app.grading.features import AnswerUnits, PointFeatures, point_features, term_groups
+from app.grading.guards import is_instruction_to_grader
+from app.grading.models import CriterionVerdict, Verdict
+from app.text import content_stems
+
+MAX_EVIDENCE_CHARS = 320
+LIST_CREDIT_CAP = 0.25  # a bare list of terms shows recall of words, not understanding
+
+
+@dataclass(frozen=True)
+class OfflineParams:
+    """Fitted parameters: feature standardisation, class weights, and verdict thresholds."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray  # (3, n_features): rows = correct, contradictory, incorrect
+    intercept: np.ndarray
+    covered: float  # P(correct) at or above this is "covered"
+    partial: float  # P(correct) at or above this (and below `covered`) is "partial"
+    contradicted: float  # P(contradictory) at or above this, and above P(correct), is "contradicted"
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> OfflineParams:
+        return cls(
+            mean=np.array(raw["mean"]),
+            scale=np.array(raw["scale"]),
+            coef=np.array(raw["coef"]),
+            intercept=np.array(raw["intercept"]),
+            covered=float(raw["thresholds"]["covered"]),
+            partial=float(raw["thresholds"]["partial"]),
+            contradicted=float(raw["thresholds"]["contradicted"]),
+        )
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (correct, contradictory, incorrect) for feature rows x."""
+        z = ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+        z -= z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+
+@lru_cache(maxsize=1)
+def load_params() -> OfflineParams:
+    """The shipped parameters (fitted on all SemEval folds)."""
+    raw = json.loads(files("app.grading").joinpath("params.json").read_text(encoding="utf-8"))
+    return OfflineParams.from_dict(raw["final"])
+
+
+def verdict_from(p_correct: float, p_contra: float, params: OfflineParams) -> tuple[Verdict, float]:
+    """Verdict and credit from the class probabilities; credit rises monotonically with P(correct)."""
+    if p_contra >= params.contradicted and p_contra > p_correct:
+        return Verdict.CONTRADICTED, 0.0
+    if p_correct >= params.covered:
+        return Verdict.COVERED, round(0.75 + 0.25 * (p_correct - params.covered) / max(1e-9, 1 - params.covered), 3)
+    if p_correct >= params.partial:
+        return Verdict.PARTIAL, round(0.25 + 0.5 * (p_correct - params.partial) / max(1e-9, params.covered - params.partial), 3)
+    return Verdict.MISSING, 0.0
+
+
+def _evidence(answer: str, span: tuple[int, int]) -> str:
+    """A verbatim substring of the answer, cut at a word boundary when long."""
+    a, b = span
+    text = answer[a:b]
+    if len(text) <= MAX_EVIDENCE_CHARS:
+        return text
+    cut = text.rfind(" ", 0, MAX_EVIDENCE_CHARS)
+    return text[: cut if cut > 40 else MAX_EVIDENCE_CHARS]
+
+
+class OfflineEngine:
+    """Deterministic rubric grader that needs no LLM."""
+
+    name = "offline"
+
+    def __init__(self, embedder: Embedder | None = None, params: OfflineParams | None = None) -> None:
+        self.embedder = embedder or get_embedder()
+        self.params = params or load_params()
+
+    def features(
+        self, question: str, rubric: list[RubricPoint], answer: str
+    ) -> tuple[AnswerUnits, list[PointFeatures]]:
+        """Feature vectors for every rubric point against the answer."""
+        units = AnswerUnits.build(answer)
+        question_stems = set(content_stems(question))
+        # No credit for grader instructions or for text that only repeats the question.
+        usable = [
+            not is_instruction_to_grader(text) and bool(stems - question_stems)
+            for text, stems in zip(units.unit_texts, units.unit_stems, strict=True)
+        ]
+        vectors = self.embedder.encode([question] + [p.text for p in rubric] + units.unit_texts + [answer])
+        question_vec, point_vecs = vectors[0], vectors[1 : len(rubric) + 1]
+        unit_vecs, answer_vec = vectors[len(rubric) + 1 : -1], vectors[-1]
+        feats = [
+            point_features(
+                point_vecs[i], p.text, term_groups(p.term_alternatives(), p.text, question), question_stems,
+                units, unit_vecs, answer_vec, question_vec, usable,
+            )
+            for i, p in enumerate(rubric)
+        ]
+        return units, feats
+
+    def judge(self, question: str, rubric: list[RubricPoint], answer: str) -> list[CriterionVerdict]:
+        """One verdict per rubric point, with the best-supporting sentence of the answer as evidence."""
+        units, feats = self.features(question, rubric, answer)
+        probs = self.params.probabilities(np.stack([f.values for f in feats])) if feats else np.zeros((0, 3))
+        out: list[CriterionVerdict] = []
+        for point, f, (p_correct, p_contra, _) in zip(rubric, feats, probs, strict=True):
+            verdict, credit = verdict_from(float(p_correct), float(p_contra), self.params)
+            note = None
+            if f.best_is_list and credit > LIST_CREDIT_CAP and verdict is not Verdict.CONTRADICTED:
+                verdict, credit, note = Verdict.PARTIAL, LIST_CREDIT_CAP, "named the terms without explaining them"
+            evidence = _evidence(answer, units.unit_spans[f.best_unit]) if f.best_unit >= 0 and verdict is not Verdict.MISSING else None
+            out.append(
+                CriterionVerdict(
+                    point_id=point.id, point=point.text, weight=point.weight, verdict=verdict, credit=credit,
+                    evidence=evidence, confidence=round(float(max(p_correct, p_contra, 1 - p_correct)), 3), note=note,
+                )
+            )
+        return out
