@@ -8,11 +8,12 @@ scorecard says so.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from app.bank import Bank, RubricPoint
+from app.bank import SLUG, Bank, RubricPoint
 from app.config import Settings, get_settings
 from app.errors import BadInput, LLMError, MockmlError
 from app.grading.guards import has_substance, validate_answer, validate_question
@@ -94,6 +95,8 @@ class Grader:
     def resolve(self, question: str, reference: str | None = None) -> ResolvedRubric:
         """The rubric this question would be graded with."""
         question = validate_question(question)
+        if re.fullmatch(SLUG, question) and "-" in question:
+            self.bank.get(question)  # looks like an id: an unknown one is a typo, not a question to grade
         return resolve(question, reference, self.bank, self._search)
 
     def grade(self, question: str, answer: str, reference: str | None = None, engine: str | None = None) -> Scorecard:

@@ -46,8 +46,8 @@ for _a, _b in ANTONYMS:
 class AnswerUnits:
     """An answer cut into gradeable units: sentences and pairs of adjacent sentences, with their spans."""
 
-    text: str
-    spans: list[tuple[int, int]]
+    text: str  # the full answer: every unit is a verbatim slice of it
+    spans: list[tuple[int, int]]  # the sentences that count (grader instructions already removed)
     unit_texts: list[str] = field(default_factory=list)
     unit_spans: list[tuple[int, int]] = field(default_factory=list)
     unit_stems: list[set[str]] = field(default_factory=list)
@@ -57,7 +57,9 @@ class AnswerUnits:
     def build(cls, text: str, spans: list[tuple[int, int]] | None = None) -> AnswerUnits:
         spans = sentences(text) if spans is None else spans
         units = cls(text=text, spans=spans)
-        pieces = list(spans) + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
+        # Pairs only of truly adjacent sentences, so a pair never quotes a removed sentence between them.
+        pairs = [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1) if not text[spans[i][1] : spans[i + 1][0]].strip()]
+        pieces = list(spans) + pairs
         for a, b in pieces:
             chunk = text[a:b]
             units.unit_texts.append(chunk)
@@ -67,8 +69,13 @@ class AnswerUnits:
         return units
 
     @property
+    def kept_text(self) -> str:
+        """The answer as graded: its counted sentences joined."""
+        return " ".join(self.text[a:b] for a, b in self.spans)
+
+    @property
     def word_count(self) -> int:
-        return len(words(self.text))
+        return len(words(self.kept_text))
 
 
 def term_groups(key_terms: list[list[str]], point_text: str, question_text: str) -> list[list[tuple[str, ...]]]:

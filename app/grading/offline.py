@@ -19,9 +19,9 @@ import numpy as np
 from app.bank import RubricPoint
 from app.embeddings import Embedder, get_embedder
 from app.grading.features import AnswerUnits, PointFeatures, point_features, term_groups
-from app.grading.guards import is_instruction_to_grader
+from app.grading.guards import strip_instructions
 from app.grading.models import CriterionVerdict, Verdict
-from app.text import content_stems
+from app.text import content_stems, sentences
 
 MAX_EVIDENCE_CHARS = 320
 LIST_CREDIT_CAP = 0.25  # a bare list of terms shows recall of words, not understanding
@@ -100,14 +100,13 @@ class OfflineEngine:
         self, question: str, rubric: list[RubricPoint], answer: str
     ) -> tuple[AnswerUnits, list[PointFeatures]]:
         """Feature vectors for every rubric point against the answer."""
-        units = AnswerUnits.build(answer)
+        # Sentences addressed to the grader are removed before anything is measured, so an answer with
+        # them gets exactly the features (and score) of the same answer without them.
+        units = AnswerUnits.build(answer, strip_instructions(answer, sentences(answer)))
         question_stems = set(content_stems(question))
-        # No credit for grader instructions or for text that only repeats the question.
-        usable = [
-            not is_instruction_to_grader(text) and bool(stems - question_stems)
-            for text, stems in zip(units.unit_texts, units.unit_stems, strict=True)
-        ]
-        vectors = self.embedder.encode([question] + [p.text for p in rubric] + units.unit_texts + [answer])
+        # No credit for text that only repeats the question.
+        usable = [bool(stems - question_stems) for stems in units.unit_stems]
+        vectors = self.embedder.encode([question] + [p.text for p in rubric] + units.unit_texts + [units.kept_text or " "])
         question_vec, point_vecs = vectors[0], vectors[1 : len(rubric) + 1]
         unit_vecs, answer_vec = vectors[len(rubric) + 1 : -1], vectors[-1]
         feats = [
