@@ -221,6 +221,28 @@ def grade_cmd(
         print_scorecard(card)
 
 
+def _batch_requests(source: Any) -> Any:
+    """Parsed JSONL requests in order; a line that cannot be used becomes {"id", "error"} in its place."""
+    for n, line in enumerate(source, 1):
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield {"id": n, "error": f"line {n} is not valid JSON: {exc.msg}"}
+            continue
+        if not isinstance(req, dict):
+            yield {"id": n, "error": f"line {n} must be a JSON object with question and answer"}
+            continue
+        item_id = req.get("id", n)
+        question = req.get("question_id") or req.get("question")
+        if not question or "answer" not in req:
+            yield {"id": item_id, "error": f"line {n} needs \"question\" (or \"question_id\") and \"answer\""}
+            continue
+        answer = req["answer"] if isinstance(req["answer"], str) else json.dumps(req["answer"])
+        yield {"id": item_id, "question": str(question), "answer": answer, "reference": req.get("reference")}
+
+
 def _grade_batch(grader: Any, batch: Path, out_path: Path, engine: str | None) -> None:
     """Stream a JSONL file through the grader: one output line per input line, in order."""
     if not batch.is_file():
@@ -233,30 +255,76 @@ def _grade_batch(grader: Any, batch: Path, out_path: Path, engine: str | None) -
     total, errors = _count_lines(batch), 0
     with sink, batch.open(encoding="utf-8", errors="replace") as source, progress_bar("grading") as bar:
         task = bar.add_task("grade", total=total)
-        for n, line in enumerate(source, 1):
-            if not line.strip():
-                continue
-            row: dict[str, Any]
-            item_id: Any = n
-            try:
-                req = json.loads(line)
-                if not isinstance(req, dict):
-                    raise BadInput("each line must be a JSON object with question and answer")
-                item_id = req.get("id", n)
-                question = req.get("question_id") or req.get("question")
-                if not question or "answer" not in req:
-                    raise BadInput("each line needs \"question\" (or \"question_id\") and \"answer\"")
-                card = grader.grade(str(question), req["answer"] if isinstance(req["answer"], str) else str(req["answer"]),
-                                    req.get("reference"), engine)
-                row = {"id": item_id, **card.model_dump(mode="json")}
-            except json.JSONDecodeError as exc:
-                row, errors = {"id": item_id, "error": f"line {n} is not valid JSON: {exc.msg}"}, errors + 1
-            except MockmlError as exc:
-                row, errors = {"id": item_id, "error": str(exc)}, errors + 1
+        requests = _batch_requests(source)
+        ids: list[Any] = []
+
+        def tracked() -> Any:
+            for req in requests:
+                ids.append(req["id"])
+                yield req
+
+        for n, result in enumerate(grader.grade_many(tracked(), engine)):
+            if isinstance(result, MockmlError):
+                row, errors = {"id": ids[n], "error": str(result)}, errors + 1
+            else:
+                row = {"id": ids[n], **result.model_dump(mode="json")}
             sink.write(json.dumps(row, ensure_ascii=False) + "\n")
             sink.flush()
             bar.advance(task)
     err.print(f"graded {total - errors} of {total} lines into {out_path}" + (f" ({errors} with errors)" if errors else ""))
+
+@cli.command("eval")
+def eval_cmd(
+    suite: Annotated[str, typer.Argument(help="grading | retrieval | all")] = "all",
+    engine: Annotated[str, typer.Option(help="offline | llm | local")] = "offline",
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for report.md, results.json, grading.png")] = None,
+    previous: Annotated[Optional[Path], typer.Option("--compare", help="a previous run's results.json to compare with")] = None,
+    repeats: Annotated[int, typer.Option(help="gradings per answer for repeatability", min=1, max=20)] = 5,
+    ladders: Annotated[Optional[int], typer.Option(help="only the first N ladders (for quick LLM runs)", min=1)] = None,
+    semeval: Annotated[int, typer.Option(help="SemEval answers for human agreement (0 = all; offline engine only)", min=0)] = 0,
+) -> None:
+    """Run the eval suites, write a report, and exit 1 when a named threshold is missed."""
+    from app.config import get_settings
+    from evals.suite import SUITES, run_suites, write_report
+
+    if suite not in SUITES:
+        raise BadInput(f"unknown suite {suite!r}: use grading, retrieval or all")
+    if engine not in ("offline", "llm", "local"):
+        raise BadInput(f"--engine must be offline, llm or local, not {engine!r}")
+    prior = None
+    if previous is not None:
+        if not previous.is_file():
+            raise BadInput(f"--compare file {previous} does not exist")
+        try:
+            prior = json.loads(previous.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"--compare file {previous} is not a results.json ({exc.msg})") from exc
+    settings = get_settings()
+    if engine == "llm" and settings.offline:
+        raise BadInput("--engine llm needs a model: set MOCKML_MODEL (e.g. openai/gpt-4o-mini) and its API key")
+    target = out_dir or settings.data_dir / "evals" / datetime_slug()
+    with progress_bar("eval") as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        results = run_suites(suite, engine, settings, repeats=repeats, semeval_sample=semeval, ladder_limit=ladders, progress=report)
+    path = write_report(results, target, prior)
+    for c in results["checks"]:
+        mark = "[green]pass[/]" if c["passed"] else "[bold red]FAIL[/]"
+        out.print(f"{mark}  {c['name']}: {c['value']} ({c['op']} {c['threshold']})")
+    out.print(f"report: {path}")
+    if not results["passed"]:
+        raise typer.Exit(1)
+
+
+def datetime_slug() -> str:
+    from datetime import datetime
+
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def main() -> None:

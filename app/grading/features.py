@@ -15,17 +15,17 @@ from app.text import STOPWORDS, content_stems, sentences, stem, words
 
 FEATURES: tuple[str, ...] = (
     "sim_best",        # best cosine of the point to one answer unit (sentence or two adjacent sentences)
-    "sim_answer",      # cosine of the point to the whole answer
     "term_recall",     # share of the point's key terms (or novel content stems) the best unit mentions
     "term_recall_all", # the same over the whole answer
     "negation_flip",   # the best unit negates where the point does not (or the reverse)
     "antonym_flip",    # the best unit uses a direction word opposite to the point's
     "novelty",         # share of the best unit's content stems that are not in the question
-    "log_len",         # log of the answer's word count (very short answers rarely cover a point)
     "term_precision",  # share of the best unit's novel content stems that the point itself uses
     "sim_question",    # cosine of the best unit to the question (echoing the question is not answering it)
-    "log_novel",       # log(1 + number of novel content stems in the answer)
 )
+# Deliberately absent: answer length and whole-answer similarity. Both reward padding an answer with
+# fluff (SemEval would happily fit them, since its longer answers are more often right), and a score
+# must move only with content the candidate actually said.
 
 TERM_BONUS = 0.25  # one fully-named key-term set is worth a quarter of cosine when choosing evidence
 NEGATIONS = frozenset("not no never none cannot can't don't doesn't isn't aren't wasn't weren't won't without nothing neither nor".split())
@@ -34,12 +34,17 @@ ANTONYMS: tuple[tuple[str, str], ...] = (
     ("increase", "decrease"), ("higher", "lower"), ("more", "less"), ("larger", "smaller"), ("high", "low"),
     ("overfit", "underfit"), ("raise", "reduce"), ("positive", "negative"), ("open", "close"), ("series", "parallel"),
     ("faster", "slower"), ("add", "remove"), ("true", "false"), ("same", "different"), ("connected", "separated"),
-    ("sparse", "dense"), ("bias", "variance"), ("precision", "recall"), ("before", "after"), ("maximize", "minimize"),
+    ("sparse", "dense"), ("before", "after"), ("maximize", "minimize"),
 )
-_ANTONYM_STEMS: dict[str, str] = {}
-for _a, _b in ANTONYMS:
-    _ANTONYM_STEMS[stem(_a)] = stem(_b)
-    _ANTONYM_STEMS[stem(_b)] = stem(_a)
+def _stem_phrase(text: str) -> str:
+    return " ".join(stem(w) for w in text.split())
+
+
+def _pair_map(pairs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    return [(_stem_phrase(a), _stem_phrase(b)) for a, b in pairs] + [(_stem_phrase(b), _stem_phrase(a)) for a, b in pairs]
+
+
+_ANTONYM_PAIRS = _pair_map(ANTONYMS)
 
 
 @dataclass
@@ -52,15 +57,17 @@ class AnswerUnits:
     unit_spans: list[tuple[int, int]] = field(default_factory=list)
     unit_stems: list[set[str]] = field(default_factory=list)
     unit_words: list[list[str]] = field(default_factory=list)
+    unit_parts: list[tuple[int, ...]] = field(default_factory=list)  # which sentences each unit is made of
 
     @classmethod
     def build(cls, text: str, spans: list[tuple[int, int]] | None = None) -> AnswerUnits:
-        spans = sentences(text) if spans is None else spans
+        spans = [piece for span in (sentences(text) if spans is None else spans) for piece in split_run_on(text, span)]
         units = cls(text=text, spans=spans)
         # Pairs only of truly adjacent sentences, so a pair never quotes a removed sentence between them.
-        pairs = [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1) if not text[spans[i][1] : spans[i + 1][0]].strip()]
-        pieces = list(spans) + pairs
-        for a, b in pieces:
+        pairs = [i for i in range(len(spans) - 1) if PAIRS and not text[spans[i][1] : spans[i + 1][0]].strip()]
+        pieces = [(span, (i,)) for i, span in enumerate(spans)] + [((spans[i][0], spans[i + 1][1]), (i, i + 1)) for i in pairs]
+        for (a, b), parts in pieces:
+            units.unit_parts.append(parts)
             chunk = text[a:b]
             units.unit_texts.append(chunk)
             units.unit_spans.append((a, b))
@@ -68,14 +75,19 @@ class AnswerUnits:
             units.unit_words.append(words(chunk))
         return units
 
-    @property
-    def kept_text(self) -> str:
-        """The answer as graded: its counted sentences joined."""
-        return " ".join(self.text[a:b] for a, b in self.spans)
 
-    @property
-    def word_count(self) -> int:
-        return len(words(self.kept_text))
+PAIRS = False
+RUN_ON_WORDS = 40  # a "sentence" longer than this is a run-on (speech transcripts have no full stops)
+WINDOW_WORDS = 20
+
+
+def split_run_on(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
+    """A long unpunctuated span as consecutive windows of about WINDOW_WORDS words (verbatim slices)."""
+    a, b = span
+    bounds = [(m.start() + a, m.end() + a) for m in re.finditer(r"\S+", text[a:b])]
+    if len(bounds) <= RUN_ON_WORDS:
+        return [span]
+    return [(bounds[i][0], bounds[min(i + WINDOW_WORDS, len(bounds)) - 1][1]) for i in range(0, len(bounds), WINDOW_WORDS)]
 
 
 def term_groups(key_terms: list[list[str]], point_text: str, question_text: str) -> list[list[tuple[str, ...]]]:
@@ -105,13 +117,15 @@ def negation_count(tokens: list[str]) -> int:
     return sum(1 for t in tokens if t in NEGATIONS or t.endswith("n't"))
 
 
-def antonym_flip(point_stems: set[str], unit_stems: set[str]) -> float:
-    """1 when the unit uses the opposite direction word of one the point uses and not the word itself."""
-    for s in point_stems:
-        opposite = _ANTONYM_STEMS.get(s)
-        if opposite and opposite in unit_stems and s not in unit_stems:
-            return 1.0
-    return 0.0
+def _flip(pairs: list[tuple[str, str]], point_joined: str, unit_joined: str) -> float:
+    """1 when the unit names the opposite of a term the point names, and not the term itself."""
+    point, unit = f" {point_joined} ", f" {unit_joined} "
+    return float(any(f" {x} " in point and f" {y} " in unit and f" {x} " not in unit for x, y in pairs))
+
+
+def antonym_flip(point_joined: str, unit_joined: str) -> float:
+    """Opposite direction words."""
+    return _flip(_ANTONYM_PAIRS, point_joined, unit_joined)
 
 
 def stopword_ratio(tokens: list[str]) -> float:
@@ -119,16 +133,19 @@ def stopword_ratio(tokens: list[str]) -> float:
     return sum(1 for t in tokens if t in STOPWORDS) / len(tokens) if tokens else 0.0
 
 
-_LIST_SEPARATORS = re.compile(r"[,;/|]")
+_LIST_ITEMS = re.compile(r"[,;/|\n]+")
 
 
 def is_keyword_list(text: str) -> bool:
-    """A unit that strings terms together without explaining them (keyword stuffing)."""
-    tokens = words(text)
-    if len(tokens) < 4:
-        return False
-    separators = len(_LIST_SEPARATORS.findall(text))
-    return stopword_ratio(tokens) < 0.12 or (separators >= 3 and separators >= len(tokens) / 3)
+    """A unit that strings terms together without explaining them (keyword stuffing).
+
+    Four or more separated items, none longer than four words: "bias, variance, overfitting, bagging".
+    A sentence that introduces a list ("MLOps applies DevOps to ML, covering tracking, versioning, ...")
+    has a clause longer than that and is not a keyword list.
+    """
+    items = [words(item) for item in _LIST_ITEMS.split(text)]
+    items = [i for i in items if i]
+    return len(items) >= 4 and max(len(i) for i in items) <= 4
 
 
 @dataclass
@@ -137,7 +154,6 @@ class PointFeatures:
 
     values: np.ndarray
     best_unit: int
-    best_is_list: bool
 
 
 def point_features(
@@ -147,18 +163,14 @@ def point_features(
     question_stems: set[str],
     units: AnswerUnits,
     unit_vecs: np.ndarray,
-    answer_vec: np.ndarray,
     question_vec: np.ndarray,
     usable: list[bool],
 ) -> PointFeatures:
     """Features of one rubric point against an answer whose units are already embedded."""
-    n_words = max(units.word_count, 1)
     sims = unit_vecs @ point_vec if len(unit_vecs) else np.zeros(0)
     candidates = [i for i in range(len(units.unit_texts)) if usable[i]]
     if not candidates:
-        values = np.zeros(len(FEATURES), dtype=np.float64)
-        values[FEATURES.index("log_len")] = np.log(n_words)
-        return PointFeatures(values, -1, False)
+        return PointFeatures(np.zeros(len(FEATURES), dtype=np.float64), -1)
     # The evidence unit: most similar to the point, preferring one that names the point's key terms.
     recalls = {i: term_recall(groups, units.unit_stems[i], " ".join(stem(w) for w in units.unit_words[i])) for i in candidates}
     best = max(candidates, key=lambda i: (sims[i] + TERM_BONUS * recalls[i], -i))
@@ -167,25 +179,22 @@ def point_features(
     all_stems = set().union(*(units.unit_stems[i] for i in candidates))
     all_joined = " ".join(" ".join(stem(w) for w in units.unit_words[i]) for i in candidates)
     point_stems = set(content_stems(point_text))
+    point_joined = " ".join(stem(w) for w in words(point_text))
     point_neg = negation_count(words(point_text)) > 0
     unit_neg = negation_count(units.unit_words[best]) > 0
     novel = stems - question_stems
     novelty = len(novel) / len(stems) if stems else 0.0
-    all_novel = all_stems - question_stems
     values = np.array(
         [
             float(sims[best]),
-            float(answer_vec @ point_vec),
             term_recall(groups, stems, joined),
             term_recall(groups, all_stems, all_joined),
             float(point_neg != unit_neg),
-            antonym_flip(point_stems, stems),
+            antonym_flip(point_joined, joined),
             novelty,
-            float(np.log(n_words)),
             len(novel & point_stems) / len(novel) if novel else 0.0,
             float(unit_vecs[best] @ question_vec),
-            float(np.log1p(len(all_novel))),
         ],
         dtype=np.float64,
     )
-    return PointFeatures(values, best, is_keyword_list(units.unit_texts[best]))
+    return PointFeatures(values, best)

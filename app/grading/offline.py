@@ -18,13 +18,24 @@ import numpy as np
 
 from app.bank import RubricPoint
 from app.embeddings import Embedder, get_embedder
-from app.grading.features import AnswerUnits, PointFeatures, point_features, term_groups
+from app.grading.features import FEATURES, AnswerUnits, PointFeatures, is_keyword_list, point_features, term_groups
 from app.grading.guards import strip_instructions
 from app.grading.models import CriterionVerdict, Verdict
 from app.text import content_stems, sentences
 
 MAX_EVIDENCE_CHARS = 320
-LIST_CREDIT_CAP = 0.25  # a bare list of terms shows recall of words, not understanding
+# A sentence whose best cosine to the question and every rubric point is below this is filler. MiniLM puts
+# unrelated sentences at 0.0-0.2 and on-topic ones at 0.35 and above.
+FILLER_SIM = 0.25
+_TERM_RECALL = FEATURES.index("term_recall")
+
+
+def fails_key_terms(point: RubricPoint, values: np.ndarray) -> bool:
+    """True when a point has key terms and its best sentence names none of them: no credit, whatever P says.
+
+    Key terms are the words an answer cannot make the point without (knowledge/README.md).
+    """
+    return bool(point.key_terms) and values[_TERM_RECALL] == 0
 
 
 @dataclass(frozen=True)
@@ -104,19 +115,34 @@ class OfflineEngine:
         # them gets exactly the features (and score) of the same answer without them.
         units = AnswerUnits.build(answer, strip_instructions(answer, sentences(answer)))
         question_stems = set(content_stems(question))
-        # No credit for text that only repeats the question.
-        usable = [bool(stems - question_stems) for stems in units.unit_stems]
-        vectors = self.embedder.encode([question] + [p.text for p in rubric] + units.unit_texts + [units.kept_text or " "])
-        question_vec, point_vecs = vectors[0], vectors[1 : len(rubric) + 1]
-        unit_vecs, answer_vec = vectors[len(rubric) + 1 : -1], vectors[-1]
+        # No credit for text that only repeats the question, nor for a bare list of terms (keyword stuffing).
+        usable = [bool(stems - question_stems) and not is_keyword_list(text) for text, stems in zip(units.unit_texts, units.unit_stems, strict=True)]
+        vectors = self.embedder.encode([question] + [p.text for p in rubric] + units.unit_texts)
+        question_vec, point_vecs, unit_vecs = vectors[0], vectors[1 : len(rubric) + 1], vectors[len(rubric) + 1 :]
+        # Filler ("great question, communication is key") relates to neither the question nor any point;
+        # it earns nothing alone, and a pair that contains it is not allowed to borrow its neighbour's credit.
+        relevance = np.max(unit_vecs @ np.vstack([question_vec[None, :], point_vecs]).T, axis=1) if len(unit_vecs) else np.zeros(0)
+        filler = {parts[0] for parts, rel in zip(units.unit_parts, relevance, strict=True) if len(parts) == 1 and rel < FILLER_SIM}
+        usable = [ok and not filler.intersection(parts) for ok, parts in zip(usable, units.unit_parts, strict=True)]
         feats = [
             point_features(
                 point_vecs[i], p.text, term_groups(p.term_alternatives(), p.text, question), question_stems,
-                units, unit_vecs, answer_vec, question_vec, usable,
+                units, unit_vecs, question_vec, usable,
             )
             for i, p in enumerate(rubric)
         ]
         return units, feats
+
+    def prefetch(self, answers: list[str]) -> None:
+        """Embed the sentences of many answers in one batch, so grading them afterwards hits the cache."""
+        texts: list[str] = []
+        for answer in answers:
+            if len(answer) > 50_000:
+                continue  # will be refused by validation anyway
+            units = AnswerUnits.build(answer, strip_instructions(answer, sentences(answer)))
+            texts += units.unit_texts
+        if texts:
+            self.embedder.encode(sorted(set(texts), key=len), batch_size=128)
 
     def judge(self, question: str, rubric: list[RubricPoint], answer: str) -> list[CriterionVerdict]:
         """One verdict per rubric point, with the best-supporting sentence of the answer as evidence."""
@@ -126,8 +152,8 @@ class OfflineEngine:
         for point, f, (p_correct, p_contra, _) in zip(rubric, feats, probs, strict=True):
             verdict, credit = verdict_from(float(p_correct), float(p_contra), self.params)
             note = None
-            if f.best_is_list and credit > LIST_CREDIT_CAP and verdict is not Verdict.CONTRADICTED:
-                verdict, credit, note = Verdict.PARTIAL, LIST_CREDIT_CAP, "named the terms without explaining them"
+            if fails_key_terms(point, f.values) and verdict in (Verdict.COVERED, Verdict.PARTIAL):
+                verdict, credit, note = Verdict.MISSING, 0.0, "none of this point's key terms were used"
             evidence = _evidence(answer, units.unit_spans[f.best_unit]) if f.best_unit >= 0 and verdict is not Verdict.MISSING else None
             out.append(
                 CriterionVerdict(
