@@ -273,6 +273,70 @@ def _grade_batch(grader: Any, batch: Path, out_path: Path, engine: str | None) -
             bar.advance(task)
     err.print(f"graded {total - errors} of {total} lines into {out_path}" + (f" ({errors} with errors)" if errors else ""))
 
+@cli.command("interview")
+def interview_cmd(
+    user: Annotated[str, typer.Option("--user", "-u", help="your local profile name")] = "candidate",
+    track: Annotated[Optional[list[str]], typer.Option("--track", "-t", help="a track (repeat for a mix; default: all)")] = None,
+    level: Annotated[str, typer.Option(help="junior | mid | senior")] = "mid",
+    mode: Annotated[str, typer.Option(help="interview (feedback at the end) | coach (feedback after each answer)")] = "interview",
+    questions: Annotated[int, typer.Option("--questions", "-n", help="how many questions", min=1, max=20)] = 6,
+    engine: Annotated[Optional[str], typer.Option(help="offline | llm | local (default: offline unless MOCKML_MODEL is set)")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="a session id to continue, or 'last'")] = None,
+    repeat: Annotated[bool, typer.Option("--repeat", help="allow questions you answered in earlier sessions")] = False,
+) -> None:
+    """A mock interview in the terminal; works interactively and with piped input (one answer per line)."""
+    from app.bank import Level, Track
+    from app.config import get_settings
+    from app.grading import Grader
+    from app.interview import Interviewer
+    from app.runtime import get_bank
+    from app.sessions import Mode, Phase, SessionConfig, Speaker
+    from app.store import Store
+
+    tracks = track or []
+    for name, value, enum in (("--level", level, Level), ("--mode", mode, Mode)):
+        if value not in {e.value for e in enum}:
+            raise BadInput(f"{name} must be one of {', '.join(e.value for e in enum)}, not {value!r}")
+    for t in tracks:
+        if t not in {e.value for e in Track}:
+            raise BadInput(f"--track must be one of {', '.join(e.value for e in Track)}, not {t!r}")
+    settings = get_settings()
+    grader = Grader(settings)
+    engine_name = grader._engine_name(engine)
+    store = Store.from_settings(settings)
+    interviewer = Interviewer(get_bank(settings), grader, store)
+    if resume:
+        session_id = store.latest_unfinished(store.ensure_user(user)) if resume == "last" else resume
+        if not session_id:
+            raise BadInput(f"{user} has no unfinished interview to resume: start one without --resume")
+        reply = interviewer.resume(session_id)
+    else:
+        config = SessionConfig(tracks=[Track(t) for t in tracks], level=Level(level), mode=Mode(mode), questions=questions,
+                               repeat_answered=repeat, engine=engine_name)
+        reply = interviewer.start(user, config)
+    interactive = sys.stdin.isatty()
+    while True:
+        for turn in reply.turns:
+            if turn.speaker is Speaker.INTERVIEWER:
+                label = f"[dim]({reply.progress})[/] " if turn.kind.value in ("question", "follow_up") else ""
+                out.print(f"{label}[bold cyan]Interviewer:[/] ", end="")
+                out.print(turn.text, markup=False, highlight=False)
+        if reply.phase is Phase.DONE:
+            break
+        try:
+            line = input("you> " if interactive else "")
+        except EOFError:
+            line = "/end"  # piped input ran out: finish cleanly with a report
+        if not interactive:
+            out.print(f"[dim]you> {line}[/]", highlight=False)
+        try:
+            reply = interviewer.respond(reply.session_id, line)
+        except BadInput as exc:
+            err.print(f"{exc}", markup=False, highlight=False)
+            reply = reply.model_copy(update={"turns": []})
+    out.print(f"session {reply.session_id}; report: {reply.report_path}")
+
+
 @cli.command("eval")
 def eval_cmd(
     suite: Annotated[str, typer.Argument(help="grading | retrieval | all")] = "all",

@@ -138,8 +138,19 @@ class Index:
                 self._collection = self._open(self.settings.collection)
             return self._collection
 
+    def _fresh(self, use: Callable[[Any], Any]) -> Any:
+        """Run `use(collection)`, reopening once if another process rebuilt (replaced) the collection meanwhile."""
+        try:
+            return use(self.collection)
+        except Exception as exc:  # noqa: BLE001 - chromadb raises several types for a vanished collection
+            if "does not exist" not in str(exc):
+                raise
+            with self._lock:
+                self._collection = None
+            return use(self.collection)
+
     def count(self) -> int:
-        return int(self.collection.count())
+        return int(self._fresh(lambda c: c.count()))
 
     def sync(self, bank: Bank, *, rebuild: bool = False, progress: ProgressFn | None = None, batch: int = 64) -> IndexStats:
         """Bring the collection in line with the bank: embed new or changed documents, delete removed ones.
@@ -198,9 +209,9 @@ class Index:
         total = self.count()
         if total == 0:
             return []
-        res = self.collection.query(
+        res = self._fresh(lambda c: c.query(
             query_embeddings=[query_vector.tolist()], n_results=min(total, n), where=where, include=["metadatas", "distances"]
-        )
+        ))
         best: dict[str, float] = {}
         for meta, dist in zip(res["metadatas"][0], res["distances"][0], strict=True):
             qid = meta["question_id"]

@@ -25,13 +25,13 @@ def get_bank(settings: Settings | None = None) -> Bank:
     return _bank(str(s.knowledge_dir))
 
 
-_retrievers: dict[tuple[str, str, str | None], Retriever] = {}
+_retrievers: dict[tuple[str, ...], Retriever] = {}
 
 
 def get_retriever(settings: Settings | None = None, *, auto_index: bool = True) -> Retriever:
     """The hybrid retriever, indexing the bank first when the index is missing or stale."""
     s = settings or get_settings()
-    key = (str(s.knowledge_dir), str(s.data_dir), s.chroma_host)
+    key = (str(s.knowledge_dir), str(s.data_dir), str(s.chroma_host), str(s.chroma_port), s.collection)
     with _lock:
         if key not in _retrievers:
             retriever = Retriever(get_bank(s), Index(s))

@@ -51,6 +51,10 @@ def run_suites(
             grader or Grader(settings), ladders, engine, repeats=repeats, semeval_sample=semeval_sample,
             progress=(lambda d, t: progress("grading", d, t)) if progress else None,
         )
+        if engine == "offline":
+            from evals.followup import measure
+
+            results["followup"] = measure(grader or Grader(settings), ladders)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["checks"] = [c for key in ("retrieval", "grading") if key in results for c in results[key]["checks"]]
     results["passed"] = all(c["passed"] for c in results["checks"])
@@ -91,7 +95,11 @@ def write_report(results: dict[str, Any], out_dir: Path, previous: dict[str, Any
             lines.append(f"| {mode} | {m['recall_at_1']:.3f} | {m['recall_at_5']:.3f} | {m['mrr']:.3f} | {m['latency_ms_p50']} |")
     if "grading" in results:
         g = results["grading"]
-        lines += ["", f"## Grading ({g['ladders']} ladders over {len(g['tracks'])} tracks, {g['answers_graded']} gradings)", ""]
+        lines += ["", f"## Grading ({g['ladders']} ladders over {len(g['tracks'])} tracks, {g['answers_graded']} gradings)", "",
+                  f"Engines that produced the scorecards: {', '.join(g['engines_used'])}.", ""]
+        if g.get("fallback_share"):
+            lines += [f"**Warning: {g['fallback_share']:.0%} of gradings fell back to the offline engine** — these numbers "
+                      "are not the requested engine's.", ""]
         for section in ("ordering", "repeatability", "invariance", "robustness", "verdicts"):
             lines.append(f"**{section}**: " + ", ".join(f"{k} = {v}" for k, v in g[section].items()))
             lines.append("")
@@ -103,6 +111,11 @@ def write_report(results: dict[str, Any], out_dir: Path, previous: dict[str, Any
                       f"mean score by human label: {s['mean_score_by_label']}"]
         _plot(g, out_dir / "grading.png")
         lines += ["", "![score by answer kind](grading.png)"]
+    if "followup" in results:
+        f = results["followup"]
+        lines += ["", "## Follow-ups (offline)", "", "Share of follow-ups aimed at a point the answer missed (aim "
+                  f">= {f.get('targets_missed_threshold', 0.9)}): **{f.get('targets_missed_share')}**; leak-free: "
+                  f"{f.get('leak_free_share')} (see evals/followup.py)."]
     if previous:
         changes = compare(results, previous)
         lines += ["", f"## Changes since {previous.get('run_at', 'the previous run')}", ""]

@@ -35,3 +35,10 @@ LLM_PAIRWISE_ORDERING = 0.95
 LLM_REPEATABILITY_IDENTICAL = 0.9
 LLM_PARAPHRASE_MAX_MEAN_CHANGE = 0.5
 LLM_INJECTION_MAX_CHANGE = 0.0
+
+# --- follow-ups (issue #5), offline --------------------------------------------------------------
+# A follow-up should probe what the answer actually missed (per the ladder annotations) 90% of the time:
+# the product's aim for the offline interviewer. Reported by `mockml eval grading`; an aim, not a gate.
+FOLLOWUP_TARGETS_MISSED_SHARE = 0.9
+# A follow-up must never give the answer away.
+FOLLOWUP_LEAK_FREE_SHARE = 1.0

@@ -142,7 +142,8 @@ class OfflineEngine:
             units = AnswerUnits.build(answer, strip_instructions(answer, sentences(answer)))
             texts += units.unit_texts
         if texts:
-            self.embedder.encode(sorted(set(texts), key=len), batch_size=128)
+            # Small length-sorted batches: measured faster than 64 or 128 on 2 CPU cores (less padding).
+            self.embedder.encode(sorted(set(texts), key=len), batch_size=16)
 
     def judge(self, question: str, rubric: list[RubricPoint], answer: str) -> list[CriterionVerdict]:
         """One verdict per rubric point, with the best-supporting sentence of the answer as evidence."""

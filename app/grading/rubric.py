@@ -45,12 +45,12 @@ def resolve(question: str, reference: str | None, bank: Bank, retriever_search: 
             return ResolvedRubric(q.text, from_reference(reference), RubricSource.REFERENCE, q,
                                   ["graded against the reference answer you gave, not the bank rubric"])
         return ResolvedRubric(q.text, list(q.rubric), RubricSource.BANK, q)
-    hits = retriever_search(question, 3) if callable(retriever_search) else []  # type: ignore[operator]
     if reference and reference.strip():
         points = from_reference(reference)
         if points:
             return ResolvedRubric(question, points, RubricSource.REFERENCE,
                                   notes=[f"rubric derived from the {len(points)} claim(s) of your reference answer"])
+    hits = retriever_search(question, 3) if callable(retriever_search) else []  # type: ignore[operator]
     if hits and (hits[0].similarity or 0.0) >= SAME_QUESTION_SIM:
         q = hits[0].question
         return ResolvedRubric(question, list(q.rubric), RubricSource.BANK, q,

@@ -70,13 +70,18 @@ def ordering(ladders: list[Ladder], score: Callable[[str, str], float]) -> dict[
         levels += [r[0] for r in rung]
         scores += [r[1] for r in rung]
         rho = spearmanr([r[0] for r in rung], [r[1] for r in rung]).statistic
-        per_ladder.append(0.0 if np.isnan(rho) else float(rho))
+        per_ladder.append(_finite(float(rho)))
     return {
         "pairwise_ordering": round(right / max(pairs, 1), 4),
         "pairs": pairs,
-        "spearman_pooled": round(float(spearmanr(levels, scores).statistic), 4),
+        "spearman_pooled": round(_finite(float(spearmanr(levels, scores).statistic)), 4),
         "spearman_mean_per_ladder": round(statistics.mean(per_ladder), 4),
     }
+
+
+def _finite(value: float) -> float:
+    """Spearman is undefined when every score ties; report that as no correlation (0), not NaN."""
+    return 0.0 if np.isnan(value) else value
 
 
 def verdict_accuracy(ladders: list[Ladder], card: Callable[[str, str], Scorecard]) -> dict[str, float]:
@@ -173,6 +178,8 @@ def run(
     result: dict[str, Any] = {
         "engine": engine,
         "engines_used": sorted({c.engine for runs in cards.values() for c in runs}),
+        "fallback_share": round(sum(c.engine.startswith("offline (fallback") for runs in cards.values() for c in runs)
+                                / max(1, sum(len(runs) for runs in cards.values())), 4),
         "ladders": len(ladders),
         "ladders_held_out": sum(q in held_out for q in qids),
         "answers_graded": sum(len(v) for v in cards.values()),
