@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
+from datetime import datetime, timezone
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -223,14 +224,12 @@ class Interviewer:
         closing = ("Let's stop here." if ended_early else "Thanks for your time today, that's the end of the interview.")
         turns = [self._say(session, TurnKind.WRAP_UP, f"{closing} I'm putting your report together now.")]
         session.phase = Phase.REPORT
+        session.finished_at = datetime.now(timezone.utc)
         history = [s for s in self.store.history(session.user) if s.id != session.id]  # type: ignore[attr-defined]
         report = build_report(session, self.bank, history)
         out_dir = self.report_dir or Path(self.grader.settings.data_dir) / "reports"
         files = write_report(report, out_dir)
         session.report_path = str(files.html)
-        from datetime import datetime, timezone
-
-        session.finished_at = datetime.now(timezone.utc)
         session.phase = Phase.DONE
         summary = (f"Your overall score is {report.overall:.1f} / 5 — {report.level_verdict}. "
                    f"The full report is at {files.markdown} (and {files.html.name}).")
