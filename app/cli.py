@@ -35,6 +35,37 @@ def progress_bar(label: str) -> Progress:
     )
 
 
+class LazyBar:
+    """A progress reporter that shows a bar only if there turns out to be work to report."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Progress | None = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(self.label)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def retriever_with_progress() -> Any:
+    """The retriever, showing a progress bar when the bank has to be (re)indexed first."""
+    from app.runtime import get_retriever
+
+    bar = LazyBar("indexing the question bank")
+    try:
+        return get_retriever(progress=bar)
+    finally:
+        bar.close()
+
+
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
 
@@ -109,7 +140,6 @@ def search_cmd(
 ) -> None:
     """Find bank questions by meaning (hybrid dense + BM25 retrieval)."""
     from app.bank import Kind, Level, Track
-    from app.runtime import get_retriever
 
     if mode not in ("hybrid", "dense", "bm25"):
         raise BadInput(f"--mode must be hybrid, dense or bm25, not {mode!r}")
@@ -122,7 +152,7 @@ def search_cmd(
     if batch is not None:
         if not batch.is_file():
             raise BadInput(f"--batch file {batch} does not exist")
-        retriever = get_retriever()
+        retriever = retriever_with_progress()
         for line in batch.read_text(encoding="utf-8", errors="replace").splitlines():
             if not line.strip():
                 continue
@@ -136,7 +166,7 @@ def search_cmd(
     from app.index import validate_query
 
     validate_query(query)  # fail fast, before loading any model
-    hits = get_retriever().search(query, k, mode=mode, **filters)  # type: ignore[arg-type]
+    hits = retriever_with_progress().search(query, k, mode=mode, **filters)  # type: ignore[arg-type]
     if as_json:
         _print_json({"query": query, "results": [_hit_json(h) for h in hits]})
         return

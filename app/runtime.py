@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from app.bank import Bank, load_bank
 from app.config import Settings, get_settings
-from app.index import Index, Retriever
+from app.index import Index, ProgressFn, Retriever
 
 _lock = threading.Lock()
 
@@ -28,7 +28,7 @@ def get_bank(settings: Settings | None = None) -> Bank:
 _retrievers: dict[tuple[str, ...], Retriever] = {}
 
 
-def get_retriever(settings: Settings | None = None, *, auto_index: bool = True) -> Retriever:
+def get_retriever(settings: Settings | None = None, *, auto_index: bool = True, progress: ProgressFn | None = None) -> Retriever:
     """The hybrid retriever, indexing the bank first when the index is missing or stale."""
     s = settings or get_settings()
     key = (str(s.knowledge_dir), str(s.data_dir), str(s.chroma_host), str(s.chroma_port), s.collection)
@@ -36,6 +36,6 @@ def get_retriever(settings: Settings | None = None, *, auto_index: bool = True) 
         if key not in _retrievers:
             retriever = Retriever(get_bank(s), Index(s))
             if auto_index:
-                retriever.ensure_indexed()
+                retriever.ensure_indexed(progress)
             _retrievers[key] = retriever
         return _retrievers[key]
