@@ -367,6 +367,48 @@ def interview_cmd(
     out.print(f"session {reply.session_id}; report: {reply.report_path}")
 
 
+@cli.command("history")
+def history_cmd(
+    user: Annotated[str, typer.Option("--user", "-u", help="your local profile name")] = "candidate",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List a user's past interviews, newest first, with their report paths."""
+    from rich.table import Table
+
+    from app.config import get_settings
+    from app.store import Store
+
+    store = Store.from_settings(get_settings())
+    rows = store.list_sessions(store.ensure_user(user))
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in rows])
+        return
+    if not rows:
+        out.print(f"{user} has no interviews yet: start one with `mockml interview -u {user}`")
+        return
+    table = Table(title=f"Interviews of {user}")
+    for column in ("session", "started", "status", "answers", "mean score", "tracks"):
+        table.add_column(column)
+    for r in rows:
+        status = "finished" if r.phase.value == "done" else f"unfinished ({r.phase.value}) — resume with --resume {r.id}"
+        table.add_row(r.id, r.started_at.strftime("%Y-%m-%d %H:%M"), status, str(r.answers),
+                      "—" if r.mean_score is None else f"{r.mean_score:.1f}", ", ".join(t.value for t in r.tracks) or "mix")
+    out.print(table)
+
+
+@cli.command("export")
+def export_cmd(
+    session_id: Annotated[str, typer.Argument(help="the session id (see `mockml history`)")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="json | md")] = "md",
+) -> None:
+    """Export one interview as JSON or Markdown into the data directory's exports folder."""
+    from app.config import get_settings
+    from app.store import Store
+
+    path = Store.from_settings(get_settings()).export(session_id, fmt)
+    out.print(str(path))
+
+
 @cli.command("eval")
 def eval_cmd(
     suite: Annotated[str, typer.Argument(help="grading | retrieval | all")] = "all",

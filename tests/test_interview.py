@@ -224,3 +224,23 @@ def test_cli_interview_bad_options_exit_2(tiny_settings: Settings) -> None:
         out, _ = proc.communicate("", timeout=120)
         assert proc.returncode == 2, (args, out)
         assert "error:" in out
+
+
+def test_cli_history_and_export(tiny_settings: Settings) -> None:
+    proc = _cli(tiny_settings, "-u", "hana", "--level", "junior", "-n", "1")
+    out, _ = proc.communicate("Bias underfits; variance overfits.\n/skip\n/skip\nno questions\n", timeout=300)
+    assert proc.returncode == 0, out
+    session_id = out.rsplit("session ", 1)[1].split(";")[0].strip()
+    env = {**os.environ, "MOCKML_DATA_DIR": str(tiny_settings.data_dir), "MOCKML_KNOWLEDGE_DIR": str(tiny_settings.knowledge_dir)}
+    history = subprocess.run([sys.executable, "-m", "app.cli", "history", "-u", "hana", "--json"], capture_output=True,
+                             text=True, env=env, timeout=120)
+    rows = json.loads(history.stdout)
+    assert [r["id"] for r in rows] == [session_id] and rows[0]["phase"] == "done"
+    for fmt in ("json", "md"):
+        exported = subprocess.run([sys.executable, "-m", "app.cli", "export", session_id, "--format", fmt],
+                                  capture_output=True, text=True, env=env, timeout=120)
+        path = Path(exported.stdout.strip())
+        assert exported.returncode == 0 and path.is_file() and path.parent == tiny_settings.data_dir / "exports"
+    bad = subprocess.run([sys.executable, "-m", "app.cli", "export", "../../etc/passwd"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert bad.returncode == 2 and "error:" in bad.stderr

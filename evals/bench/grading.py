@@ -10,12 +10,12 @@ length); each is graded once per phase with the embedding cache cleared, so no a
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
 
 import app  # noqa: F401 - offline environment defaults
+from evals.bench import write_results
 from app.config import get_settings
 from app.embeddings import get_embedder
 from app.grading import Grader
@@ -23,7 +23,6 @@ from app.runtime import get_bank
 from evals.grading import ladders as ladder_data
 from evals.grading.run import semeval_agreement
 
-RESULTS = Path(__file__).resolve().parent / "results" / "grading.json"
 
 
 def _answers() -> list[dict[str, str]]:
@@ -75,10 +74,7 @@ def main() -> dict[str, object]:
         "semeval": semeval,
         "targets": {"single_p50_ms": 150, "batch_answers_per_s": 50, "semeval_auc": 0.85},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_results("grading", result)
 
 
 if __name__ == "__main__":

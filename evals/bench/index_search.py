@@ -8,21 +8,19 @@ hybrid search p50 <= 30 ms. Medians over repeated runs; the model is loaded befo
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import app  # noqa: F401 - offline environment defaults
+from evals.bench import write_results
 from app.config import Settings
 from app.embeddings import get_embedder
 from app.index import Index, Retriever
 from app.runtime import get_bank
 from evals.retrieval.run import load_queries
 
-RESULTS = Path(__file__).resolve().parent / "results" / "index_search.json"
 
 
 def main(builds: int = 3) -> dict[str, object]:
@@ -56,7 +54,6 @@ def main(builds: int = 3) -> dict[str, object]:
                 times.append((time.perf_counter() - t) * 1000)
             latencies[mode] = times
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
         "questions": len(bank.questions),
         "documents": stats.documents,
         "model_load_s": round(model_load_s, 2),
@@ -70,10 +67,7 @@ def main(builds: int = 3) -> dict[str, object]:
         },
         "targets": {"full_build_s": 20, "noop_reindex_s": 2, "hybrid_search_p50_ms": 30},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_results("index_search", result)
 
 
 if __name__ == "__main__":

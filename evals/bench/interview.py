@@ -8,13 +8,13 @@ Target (2-core machine): p50 <= 300 ms. Each turn is a real `Interviewer.respond
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import app  # noqa: F401 - offline environment defaults
+from evals.bench import write_results
 from app.config import Settings
 from app.grading import Grader
 from app.interview import Interviewer
@@ -23,7 +23,6 @@ from app.sessions import Phase, SessionConfig, TurnKind
 from app.store import Store
 from evals.grading.ladders import load
 
-RESULTS = Path(__file__).resolve().parent / "results" / "interview.json"
 
 
 def main(sessions: int = 8) -> dict[str, object]:
@@ -59,10 +58,7 @@ def main(sessions: int = 8) -> dict[str, object]:
         "turn_ms": {"p50": round(statistics.median(ordered), 1), "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1)},
         "target_p50_ms": 300,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_results("interview", result)
 
 
 if __name__ == "__main__":
