@@ -222,9 +222,16 @@ def grade_cmd(
     engine: Annotated[Optional[str], typer.Option(help="offline | llm | local (default: offline unless MOCKML_MODEL is set)")] = None,
     batch: Annotated[Optional[Path], typer.Option(help="JSONL in: {id, question, answer, reference?, question_id?} per line")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="JSONL out for --batch: {id, score, ...scorecard} per line")] = None,
+    audio: Annotated[Optional[Path], typer.Option("--audio", help="a spoken answer (WAV, WebM/Opus, OGG, MP3): transcribed offline, then graded")] = None,
 ) -> None:
     """Grade an answer against the question's rubric and print a scorecard that quotes the answer."""
     from app.grading import Grader
+
+    if audio is not None:
+        if batch is not None or answer is not None or answer_file is not None or not question:
+            raise BadInput("--audio FILE needs --question and replaces --answer/--answer-file/--batch")
+        _grade_audio(Grader(), question, audio, reference, engine, as_json)
+        return
 
     if batch is not None:
         if question or answer or answer_file:
@@ -249,6 +256,55 @@ def grade_cmd(
         _print_json(card.model_dump(mode="json"))
     else:
         print_scorecard(card)
+
+
+def _grade_audio(grader: Any, question: str, audio: Path, reference: str | None, engine: str | None, as_json: bool) -> None:
+    """Transcribe a spoken answer with the question as the decoding hint, grade the text, show delivery beside it."""
+    from app.speech import analyse_delivery, check_audio_file, transcribe
+
+    check_audio_file(audio)  # bad audio fails fast, before the bank and models load
+    transcript = transcribe(audio, grader.resolve(question, reference))
+    delivery = analyse_delivery(transcript)
+    card = grader.grade(question, transcript.text, reference, engine)  # the grader sees the words only
+    if as_json:
+        _print_json({**card.model_dump(mode="json"), "transcript": transcript.model_dump(mode="json"),
+                     "delivery": delivery.model_dump(mode="json")})
+        return
+    _print_transcript(transcript, delivery)
+    print_scorecard(card)
+
+
+def _print_transcript(transcript: Any, delivery: Any) -> None:
+    out.print(f"[bold]Transcript[/] [dim]({transcript.engine}, {transcript.duration_s:.1f} s audio, "
+              f"{transcript.latency_ms:.0f} ms)[/]")
+    out.print(transcript.text, markup=False, highlight=False)
+    out.print("[bold]Delivery[/] ", end="")
+    out.print(delivery.summary, markup=False, highlight=False)
+
+
+@cli.command("transcribe")
+def transcribe_cmd(
+    file: Annotated[Path, typer.Argument(help="a recorded answer: WAV, WebM/Opus, OGG or MP3 (max 10 min, 25 MB)")],
+    question: Annotated[Optional[str], typer.Option("--question", "-q", help="a bank question id or text, used as the decoding hint")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print {transcript, delivery} as JSON")] = False,
+) -> None:
+    """Transcribe a spoken answer offline (embedded Whisper tiny.en) and report its delivery (pace, fillers, pauses)."""
+    from app.speech import analyse_delivery, check_audio_file, transcribe
+
+    check_audio_file(file)
+    hint: Any = None
+    if question:
+        from app.config import get_settings
+        from app.runtime import get_bank
+
+        bank = get_bank(get_settings())
+        hint = bank.get(question) if bank.has(question) else question
+    transcript = transcribe(file, hint)
+    delivery = analyse_delivery(transcript)
+    if as_json:
+        _print_json({"transcript": transcript.model_dump(mode="json"), "delivery": delivery.model_dump(mode="json")})
+    else:
+        _print_transcript(transcript, delivery)
 
 
 def _batch_requests(source: Any) -> Any:
@@ -407,6 +463,19 @@ def export_cmd(
 
     path = Store.from_settings(get_settings()).export(session_id, fmt)
     out.print(str(path))
+
+
+@cli.command("ui")
+def ui_cmd(
+    host: Annotated[Optional[str], typer.Option(help="address to listen on (default: MOCKML_HOST, 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port to listen on (default: MOCKML_PORT, 7860)", min=1, max=65535)] = None,
+) -> None:
+    """Open the browser app (set MOCKML_AUTH=user:password to require a login)."""
+    from app.config import get_settings
+    from app.ui import launch
+
+    settings = get_settings()
+    launch(settings, host or settings.host, port or settings.port)
 
 
 @cli.command("eval")
