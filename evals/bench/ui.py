@@ -152,6 +152,20 @@ def counts(page: Any) -> tuple[int, int]:
         " document.querySelectorAll(\"#chat [data-testid='bot']\").length]")
 
 
+def send_and_wait(page: Any, text: str) -> float:
+    """Type an answer, click Send, and return the seconds until the interviewer's reply is in the chat."""
+    users, bots = counts(page)
+    page.fill("#answer textarea", text)
+    started = time.perf_counter()
+    page.click("#send")
+    page.wait_for_function(
+        "([u, b]) => document.querySelectorAll(\"#chat [data-testid='user']\").length > u "
+        "&& document.querySelectorAll(\"#chat [data-testid='bot']\").length > b "
+        "&& !document.querySelector('#progress .pending, #chat .pending')",
+        arg=[users, bots], polling="raf")
+    return time.perf_counter() - started
+
+
 def norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
@@ -196,16 +210,7 @@ def turns(browser: Any, server: Server, answers: dict[str, list[str]], texts: di
                     kinds.append("follow_up")
                     shown.append("follow-up: " + last_bot[-90:])
                 asked += 1
-                users, bots = counts(page)
-                page.fill("#answer textarea", text)
-                t0 = time.perf_counter()
-                page.click("#send")
-                page.wait_for_function(
-                    "([u, b]) => document.querySelectorAll(\"#chat [data-testid='user']\").length > u "
-                    "&& document.querySelectorAll(\"#chat [data-testid='bot']\").length > b "
-                    "&& !document.querySelector('#progress .pending, #chat .pending')",
-                    arg=[users, bots], polling="raf")
-                latencies.append(time.perf_counter() - t0)
+                latencies.append(send_and_wait(page, text))
                 if asked > 4:  # never loop on one question
                     page.click("#cmd-skip")
                     page.wait_for_timeout(500)
@@ -214,16 +219,7 @@ def turns(browser: Any, server: Server, answers: dict[str, list[str]], texts: di
                 progress = page.locator("#progress").inner_text()
                 if "finished" in progress:
                     break
-                users, bots = counts(page)
-                page.fill("#answer textarea", "no questions" if "Your questions" in progress else "/end")
-                t0 = time.perf_counter()
-                page.click("#send")
-                page.wait_for_function(
-                    "([u, b]) => document.querySelectorAll(\"#chat [data-testid='user']\").length > u "
-                    "&& document.querySelectorAll(\"#chat [data-testid='bot']\").length > b "
-                    "&& !document.querySelector('#progress .pending, #chat .pending')",
-                    arg=[users, bots], polling="raf")
-                finish.append(time.perf_counter() - t0)
+                finish.append(send_and_wait(page, "no questions" if "Your questions" in progress else "/end"))
             page.wait_for_selector("#report-md:has-text('Interview report')")
             page.reload()
             page.wait_for_selector("#start")
