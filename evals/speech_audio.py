@@ -1,4 +1,7 @@
-"""Real test audio: espeak-ng speech, resampled to 16 kHz mono and re-encoded with PyAV (used by tests and the bench)."""
+"""Real test audio: espeak-ng speech, resampled to 16 kHz mono and re-encoded with PyAV, plus WER.
+
+Shared by tests/test_speech.py and evals/bench/speech.py (an eval helper, so it lives in evals/, not tests/).
+"""
 
 from __future__ import annotations
 
@@ -110,3 +113,23 @@ def wer(refs: list[str], hyps: list[str]) -> float:
     """Corpus word error rate: total word edits over total reference words."""
     edits = sum(edit_distance(normalise(r), normalise(h)) for r, h in zip(refs, hyps, strict=True))
     return edits / max(sum(len(normalise(r)) for r in refs), 1)
+
+
+# ------------------------------------------------------------------------ spoken-vs-typed answer sets
+
+# Issue #7: a spoken model answer must score within SPOKEN_VS_TYPED_MAX of the same answer typed.
+SPOKEN_VS_TYPED_MAX = 0.5
+# The five answers first measured for issue #7 (they were picked after a first measurement, so they are not blind).
+TESTED_ANSWER_IDS = ("bias-variance-tradeoff", "precision-recall-f1", "cnn-image-tasks", "gradient-descent-variants",
+                     "regularization-l1-l2")
+# The blind sample: drawn once with this seed from the rest of the bank, never tuned on.
+BLIND_SEED = 20261122
+BLIND_SIZE = 5
+
+
+def blind_answer_ids(question_ids: list[str], seed: int = BLIND_SEED, k: int = BLIND_SIZE) -> tuple[str, ...]:
+    """`k` bank question ids drawn with a fixed seed from those not in TESTED_ANSWER_IDS (sorted first: stable)."""
+    import random
+
+    pool = sorted(q for q in question_ids if q not in TESTED_ANSWER_IDS)
+    return tuple(random.Random(seed).sample(pool, k))

