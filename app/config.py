@@ -30,16 +30,25 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=30.0, gt=0)
     llm_retries: int = Field(default=2, ge=0, le=5)
     judge_mode: str = Field(default="auto", pattern=r"^(auto|rubric|yesno)$")
+    local_model_path: Path | None = Field(
+        default=None, description="a GGUF for MOCKML_MODEL=local instead of the one `mockml local setup` assembles"
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under data_dir when unset")
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)
     auth: SecretStr | None = Field(default=None, description="user:password to require a login in the browser app")
     max_answer_chars: int = Field(default=20_000, gt=0)
 
-    @field_validator("data_dir", "knowledge_dir", "seeds_dir", mode="after")
+    @field_validator("data_dir", "knowledge_dir", "seeds_dir", "local_model_path", mode="after")
     @classmethod
-    def _expand(cls, path: Path) -> Path:
-        return path.expanduser()
+    def _expand(cls, path: Path | None) -> Path | None:
+        return path.expanduser() if path is not None else None
+
+    @field_validator("local_model_path", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `MOCKML_LOCAL_MODEL_PATH=` (empty) means "use the set-up model", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def chroma_dir(self) -> Path:

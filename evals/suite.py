@@ -15,6 +15,19 @@ SUITES = ("grading", "retrieval", "all")
 Progress = Callable[[str, int, int], None]
 
 
+def _model_name(engine: str, settings: Settings) -> str:
+    """The model behind an LLM engine, for the report (`--engine local` is the embedded GGUF, not MOCKML_MODEL)."""
+    if engine != "local":
+        return settings.model
+    from app.errors import MockmlError
+    from app.local_llm import model_path
+
+    try:
+        return f"local ({model_path(settings).name})"
+    except MockmlError:
+        return "local (not set up)"
+
+
 def run_suites(
     suite: str,
     engine: str,
@@ -30,7 +43,7 @@ def run_suites(
     results: dict[str, Any] = {
         "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "engine": engine,
-        "model": None if engine == "offline" else settings.model,
+        "model": None if engine == "offline" else _model_name(engine, settings),
     }
     started = time.perf_counter()
     if suite in ("retrieval", "all"):

@@ -29,7 +29,9 @@ def bank_settings(tmp_path: Path) -> Settings:
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test reads the developer's data directory, .env or model settings."""
     monkeypatch.setenv("MOCKML_DATA_DIR", str(tmp_path / "env-data"))
-    for name in ("MOCKML_MODEL", "MOCKML_DATABASE_URL", "MOCKML_CHROMA_HOST", "MOCKML_KNOWLEDGE_DIR", "MOCKML_COLLECTION", "MOCKML_API_KEY"):
+    # MOCKML_LOCAL_MODEL_PATH (exported by .ci/run for tests/test_local_llm.py, which reads it at import) would
+    # otherwise make every `model="local"` unit test start the real 1.1 GB model.
+    for name in ("MOCKML_MODEL", "MOCKML_LOCAL_MODEL_PATH", "MOCKML_DATABASE_URL", "MOCKML_CHROMA_HOST", "MOCKML_KNOWLEDGE_DIR", "MOCKML_COLLECTION", "MOCKML_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
