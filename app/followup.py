@@ -485,7 +485,7 @@ def _offline(question: Question, card: Scorecard, asked: Sequence[str], answer: 
 
 
 def _llm(question: Question, card: Scorecard, asked: Sequence[str], llm: ChatModel, related: Sequence[str],
-         answer: str | None) -> FollowUpChoice | None:
+         answer: str | None, notes: list[str] | None = None) -> FollowUpChoice | None:
     """The model's follow-up if it passes every check, else None (and a log line saying why)."""
     gaps = _gaps(question, card)
     shown = answer if answer is not None else " ".join(v.evidence for v in card.verdicts if v.evidence)
@@ -501,12 +501,17 @@ def _llm(question: Question, card: Scorecard, asked: Sequence[str], llm: ChatMod
             covered=[{"id": p.id, "text": p.text} for p in covered],
             related=[" ".join(r.split()) for r in related if r.strip()],
             asked=list(asked),
-            max_words=MAX_WORDS,
         )
-        reply = llm.complete_json([{"role": "user", "content": prompt}], FollowUpReply,
+        # The role, rules and reply format never change, so they go first, in the system message: a server with a
+        # prompt cache (llama.cpp for the embedded model) then processes only the part about this answer.
+        messages = [{"role": "system", "content": render("followup_system.md", max_words=MAX_WORDS)},
+                    {"role": "user", "content": prompt}]
+        reply = llm.complete_json(messages, FollowUpReply,
                                   temperature=LLM_TEMPERATURE, max_tokens=LLM_MAX_TOKENS)
     except (LLMError, MockmlError, ValidationError, ValueError) as exc:  # PromptError is a MockmlError too
         log.warning("follow-up from %s failed (%s); using the offline choice", getattr(llm, "model", "the model"), exc)
+        if notes is not None:
+            notes.append(f"the language model failed ({exc}); the follow-up question was chosen offline instead")
         return None
     problem = _llm_problem(reply, question, gaps, asked, _known(question, card, answer))
     if problem:
@@ -551,14 +556,16 @@ def choose_follow_up(
     llm: ChatModel | None = None,
     related: Sequence[str] = (),
     answer: str | None = None,
+    notes: list[str] | None = None,
 ) -> FollowUpChoice | None:
     """The next follow-up for this answer, or None when nothing sensible remains; never raises on a model failure.
 
     `asked` holds the follow-ups already asked for this question; `answer` (optional) is the candidate's answer,
     used to tell which key terms they have already said (without it, the scorecard's evidence quotes stand in).
+    When the model fails, a note for the user is appended to `notes` (if given) and the offline choice is used.
     """
     if llm is not None:
-        choice = _llm(question, card, asked, llm, related, answer)
+        choice = _llm(question, card, asked, llm, related, answer, notes)
         if choice is not None:
             return choice
     return _offline(question, card, asked, answer)

@@ -18,11 +18,11 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.bank import Bank, Level, Question, Track
 from app.errors import BadInput
-from app.grading import Grader
+from app.grading import FALLBACK_NOTE, Grader
 from app.grading.models import Scorecard
 from app.sessions import Mode, Phase, Session, SessionConfig, Speaker, Turn, TurnKind
 
@@ -53,6 +53,7 @@ class Reply(BaseModel):
     questions_total: int
     scorecard: Scorecard | None = None  # coach mode: the scorecard of the answer just given
     report_path: str | None = None
+    notes: list[str] = Field(default_factory=list, description="for the user: e.g. the model failed, the offline engine answered")
 
     @property
     def progress(self) -> str:
@@ -120,6 +121,15 @@ class Interviewer:
     def resume(self, session_id: str) -> Reply:
         """Pick a stored session up where it stopped, repeating what the interviewer last said."""
         session = self.store.load_session(session_id)  # type: ignore[attr-defined]
+        if session.phase is Phase.PLAN:
+            # Killed while starting, before the first question was asked: ask it now.
+            return self._reply(session, [*session.turns[-1:], *self._ask_current(session)])
+        if session.turns and session.turns[-1].kind is TurnKind.TRANSITION:
+            # Killed after "let's move on" was committed but before the next question was: ask it now.
+            return self._reply(session, [session.turns[-1], *self._ask_current(session)])
+        if session.phase in (Phase.WRAP_UP, Phase.REPORT):
+            # Killed while the report was being written: write it now (answering would index past the plan).
+            return self._reply(session, self._wrap_up(session, ended_early=session.current < len(session.plan)))
         if session.phase is Phase.GRADE:
             # Killed after the answer was committed but before the interviewer replied: finish that step.
             answer = [t for t in session.turns if t.kind is TurnKind.ANSWER][-1]
@@ -134,7 +144,8 @@ class Interviewer:
         session = self.store.load_session(session_id)  # type: ignore[attr-defined]
         if session.phase is Phase.DONE:
             raise BadInput("this interview is finished: start a new one, or open its report")
-        text = (text or "").strip()
+        # Undecodable input arrives as lone surrogates; they can be neither stored nor shown.
+        text = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in (text or "")).strip()
         command = COMMANDS.get(text.lower())
         if command == "end":
             return self._reply(session, self._wrap_up(session, ended_early=True))
@@ -160,18 +171,24 @@ class Interviewer:
         probe = self._open_follow_up(session)
         session.phase = Phase.GRADE
         card = self.grader.grade(question.id, text, engine=session.config.engine)
+        notes = [n for n in card.notes if n.startswith(FALLBACK_NOTE)]
         self._hear(session, TurnKind.ANSWER, text, question_id=question.id, scorecard=card,
                    follow_up_of=probe.index if probe else None, target_point=probe.target_point if probe else None)
         turns: list[Turn] = []
         if session.config.mode is Mode.COACH:
             turns.append(self._say(session, TurnKind.FEEDBACK, _feedback(card, question), question_id=question.id))
-        follow = self._follow_up(session, question, card)
+        follow = self._follow_up(session, question, card, notes)
         turns += [follow] if follow else self._next_question(session)
         reply = self._reply(session, turns)
         reply.scorecard = card if session.config.mode is Mode.COACH else None
+        reply.notes = notes
         return reply
 
-    def _follow_up(self, session: Session, question: Question, card: Scorecard) -> Turn | None:
+    def _llm_for(self, session: Session) -> object | None:
+        """The model that phrases follow-ups: the one given to the constructor, else the session engine's own."""
+        return self.llm if self.llm is not None else self.grader.chat_model(session.config.engine)
+
+    def _follow_up(self, session: Session, question: Question, card: Scorecard, notes: list[str] | None = None) -> Turn | None:
         if session.follow_ups_asked >= MAX_FOLLOW_UPS:
             return None
         from app.followup import choose_follow_up
@@ -179,7 +196,8 @@ class Interviewer:
         turns = self._question_turns(session)
         asked = [t.text for t in turns if t.kind is TurnKind.FOLLOW_UP]
         said = " ".join(t.text for t in turns if t.kind is TurnKind.ANSWER)
-        choice = choose_follow_up(question, self._combined_card(session, question, card), asked, llm=self.llm, answer=said)
+        choice = choose_follow_up(question, self._combined_card(session, question, card), asked, llm=self._llm_for(session), answer=said,
+                                  notes=notes)
         if choice is None:
             return None
         session.follow_ups_asked += 1
@@ -222,7 +240,8 @@ class Interviewer:
             session.plan = session.plan[: session.current + 1]
         session.phase = Phase.WRAP_UP
         closing = ("Let's stop here." if ended_early else "Thanks for your time today, that's the end of the interview.")
-        turns = [self._say(session, TurnKind.WRAP_UP, f"{closing} I'm putting your report together now.")]
+        said = session.turns[-1] if session.turns and session.turns[-1].kind is TurnKind.WRAP_UP else None  # resumed
+        turns = [said or self._say(session, TurnKind.WRAP_UP, f"{closing} I'm putting your report together now.")]
         session.phase = Phase.REPORT
         session.finished_at = datetime.now(timezone.utc)
         history = [s for s in self.store.history(session.user) if s.id != session.id]  # type: ignore[attr-defined]

@@ -198,8 +198,17 @@ class ChatModel(Protocol):
 
 
 def _resolve_local(settings: Settings) -> _Target:
-    """Hook for `MOCKML_MODEL=local`: will start the embedded llama.cpp server and return its loopback target."""
-    raise ConfigError(LOCAL_NOT_READY_MESSAGE)
+    """`MOCKML_MODEL=local`: the embedded llama.cpp server's loopback target, starting the server on first use.
+
+    A ConfigError says how to fix a missing extra (pip install -e '.[local]') or model (`mockml local setup`).
+    """
+    from app import local_llm  # lazily: only `local` users pay for it
+
+    try:
+        endpoint = local_llm.local_endpoint(settings)
+    except local_llm.LocalServerError as exc:
+        raise LLMError(str(exc), kind="connection", attempts=1) from exc
+    return _Target(model=endpoint.model, api_base=endpoint.api_base, api_key=endpoint.api_key)
 
 
 def resolve_target(settings: Settings) -> _Target:
@@ -244,6 +253,16 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
+def _causes(exc: BaseException, limit: int = 8) -> Iterator[BaseException]:
+    """The exceptions `exc` was raised from or during (not `exc` itself), nearest first."""
+    seen = {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen and len(seen) <= limit:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
 def classify(exc: BaseException) -> tuple[str, float | None]:
     """The failure kind of a provider exception, and the Retry-After it carried."""
     import httpx
@@ -268,6 +287,10 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
     ):
         return "config", None
     if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
+        return "connection", None
+    # litellm re-raises a refused or dropped connection as a status-500 InternalServerError ("Connection error.");
+    # the transport error underneath says what happened, and its hint (check MOCKML_API_BASE) is the useful one.
+    if any(isinstance(cause, (openai.APIConnectionError, httpx.TransportError, ConnectionError)) for cause in _causes(exc)):
         return "connection", None
     # Anything else from the provider layer (5xx, litellm wrapping an unexpected provider error) may be transient.
     return "server", _retry_after(exc) if status == 503 else None
@@ -346,6 +369,24 @@ def _tokens(usage: Any) -> tuple[int, int]:
     return int(get("prompt_tokens", 0) or 0), int(get("completion_tokens", 0) or 0)
 
 
+def _secrets(settings: Settings | None) -> list[str]:
+    """Every credential that could surface in a provider's error text."""
+    found = []
+    if settings is not None and settings.api_key is not None:
+        found.append(settings.api_key.get_secret_value())
+    found += [v for k, v in os.environ.items() if k.upper().endswith(("API_KEY", "_TOKEN", "_SECRET")) and v]
+    return sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
+
+
+def redact(text: str, settings: Settings | None = None) -> str:
+    """The text with every known credential (settings, *_API_KEY/_TOKEN/_SECRET variables) and key-looking token as ***."""
+    for secret in _secrets(settings):
+        text = text.replace(secret, "***")
+    for pattern, repl in _GENERIC_SECRETS:
+        text = pattern.sub(repl, text)
+    return text
+
+
 class LLM:
     """A litellm-backed model from Settings; construction never touches the network (see `health()`)."""
 
@@ -405,8 +446,9 @@ class LLM:
                 else:
                     problem = f"the reply is {exc}{cut}"
                 # The next attempt sees its own bad reply and what was wrong with it, which fixes most slips.
+                # Redacted: a reply that quotes a credential would otherwise be re-sent and echoed by debug logs.
                 repair[:] = [
-                    {"role": "assistant", "content": text[:MAX_REPAIR_REPLY_CHARS]},
+                    {"role": "assistant", "content": self._redact(text[:MAX_REPAIR_REPLY_CHARS])},
                     {"role": "user", "content": render("json_repair.md", problem=problem)},
                 ]
                 raise _Failure("invalid_output", problem, reply=text, tokens=tokens) from None
@@ -655,7 +697,8 @@ class LLM:
     @staticmethod
     def _with_schema(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
         """The messages with the schema stated in the system message (providers without response_format need it)."""
-        schema_json = json.dumps(schema.model_json_schema(), indent=2)
+        # Compact: the schema is repeated in every request, and indentation costs tokens (and time on a CPU model).
+        schema_json = json.dumps(schema.model_json_schema(), separators=(",", ":"))
         out = [dict(m) for m in messages]
         if out and out[0].get("role") == "system":
             out[0]["content"] = render(
@@ -665,21 +708,9 @@ class LLM:
             out.insert(0, {"role": "system", "content": render("json_output.md", instructions="", schema_name=schema.__name__, schema_json=schema_json)})
         return out
 
-    def _secrets(self) -> list[str]:
-        """Every credential that could surface in a provider's error text."""
-        found = []
-        if self.settings.api_key is not None:
-            found.append(self.settings.api_key.get_secret_value())
-        found += [v for k, v in os.environ.items() if k.upper().endswith(("API_KEY", "_TOKEN", "_SECRET")) and v]
-        return sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
-
     def _redact(self, text: str) -> str:
         """The text with every known credential and key-looking token replaced by ***."""
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        for pattern, repl in _GENERIC_SECRETS:
-            text = pattern.sub(repl, text)
-        return text
+        return redact(text, self.settings)
 
     def _message(self, failure: _Failure, attempts: int) -> str:
         what = _KIND_TEXT.get(failure.kind, "failed")

@@ -65,6 +65,7 @@ PG_CONNECT_TIMEOUT_S = 5
 NAME_RULE = "1-40 characters: letters, digits, spaces and . _ - , starting with a letter or digit"
 _NAME_RE = re.compile(r"[^\W_][\w .-]{0,39}")  # [^\W_] = a letter or digit (Unicode), \w adds _
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class StorageError(MockmlError):
@@ -190,15 +191,17 @@ def safe_export_name(session_id: str, fmt: str) -> str:
 
 
 def _check_id(session_id: str) -> str:
-    """Session ids are machine-made; NUL is refused because PostgreSQL text cannot hold it."""
-    if not isinstance(session_id, str) or not session_id or "\x00" in session_id:
+    """Session ids are machine-made; NUL is refused because PostgreSQL text cannot hold it, lone surrogates because
+    no driver can encode them."""
+    if not isinstance(session_id, str) or not session_id or "\x00" in session_id or _SURROGATE.search(session_id):
         raise BadInput(f"session id {session_id!r} is not usable: ids are non-empty text without NUL characters")
     return session_id
 
 
 def _no_nul(text: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; SQLite could, but both backends must store the same thing.
-    return text.replace("\x00", "\ufffd") if text else text
+    # PostgreSQL text cannot hold NUL; SQLite could, but both backends must store the same thing. A lone surrogate
+    # (undecodable bytes from a terminal or a browser) cannot be encoded as UTF-8 by either driver.
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd")) if text else text
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -281,6 +281,11 @@ def build_app(settings: Settings, services: Services | None = None) -> Any:
     engines = [("offline (embedded, nothing leaves this machine)", "offline")]
     if not settings.offline:
         engines.append((f"LLM: {settings.model}", "llm"))
+    if settings.model.strip().lower() != "local":
+        from app.local_llm import available
+
+        if available(settings):  # set up with `mockml local setup`: offered without configuring anything
+            engines.append(("local: embedded small LLM (on this machine, slower)", "local"))
     has_speech = speech_available()
 
     def fail(exc: MockmlError) -> gr.Error:
@@ -290,7 +295,9 @@ def build_app(settings: Settings, services: Services | None = None) -> Any:
 
     def show(reply: Any, chat: list[dict[str, str]], state: dict[str, Any]) -> tuple[Any, ...]:
         """Common outputs after the interviewer replied."""
-        chat = list(chat) + chat_messages(reply.turns)
+        # A model failure the offline engine covered for is said in the chat, before the interviewer's next words.
+        notes = [{"role": "assistant", "content": f"*note: {esc(n)}*"} for n in getattr(reply, "notes", [])]
+        chat = list(chat) + notes + chat_messages(reply.turns)
         asked = [t for t in reply.turns if t.kind.value in ("question", "follow_up") and t.question_id]
         state = {**state, "session_id": reply.session_id}
         if asked:
@@ -490,12 +497,13 @@ def build_app(settings: Settings, services: Services | None = None) -> Any:
 
         # ------------------------------------------------------------------ wiring
         outs = [chat, state, progress, speak_box, report_col, report_img, report_md, report_dl, answer, send_btn]
-        start_btn.click(start, [profile, tracks, level, n_questions, mode, engine, state], outs).success(
+        # Explicit api_names: scripted clients (evals/bench/load.py, tests via gradio_client) call these by name.
+        start_btn.click(start, [profile, tracks, level, n_questions, mode, engine, state], outs, api_name="start").success(
             lambda user: (user, gr.Accordion(open=False)), profile, [h_user, setup])
-        send_btn.click(respond, [answer, chat, state], outs)
-        answer.submit(respond, [answer, chat, state], outs)
+        send_btn.click(respond, [answer, chat, state], outs, api_name="respond")
+        answer.submit(respond, [answer, chat, state], outs, api_name="respond_submit")
         for btn, (_, cmd) in zip(command_btns, COMMAND_BUTTONS):
-            btn.click(lambda c, s, cmd=cmd: respond(cmd, c, s), [chat, state], outs)
+            btn.click(lambda c, s, cmd=cmd: respond(cmd, c, s), [chat, state], outs, api_name=f"command_{cmd[1:]}")
         speak_box.change(None, [speak_box, voice], None, js=SPEAK_JS)
         if has_speech:
             audio.stop_recording(spoken, [audio, chat, state], outs + [transcript, audio])
@@ -503,9 +511,9 @@ def build_app(settings: Settings, services: Services | None = None) -> Any:
         g_btn.click(grade, [g_qid, g_text, g_answer, g_ref, g_engine], [g_high, g_card, g_json])
         b_btn.click(search, [b_query, b_track, b_kind, b_level, b_k], b_out)
         b_query.submit(search, [b_query, b_track, b_kind, b_level, b_k], b_out)
-        h_btn.click(history, h_user, [h_table, h_plot, h_pick])
+        h_btn.click(history, h_user, [h_table, h_plot, h_pick], api_name="history")
         h_open.click(reopen, h_pick, [h_img, h_md, h_files])
-        h_resume.click(resume, [h_pick, state], outs + [tabs])
+        h_resume.click(resume, [h_pick, state], outs + [tabs], api_name="resume")
         if settings.auth is not None:
             # With a login, the profile is the signed-in user (one person cannot open another's history).
             def signed_in(request: gr.Request) -> tuple[Any, ...]:

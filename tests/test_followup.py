@@ -228,7 +228,8 @@ def test_a_valid_model_follow_up_is_used() -> None:
                               answer=WEAK_ANSWER)
     assert choice == FollowUpChoice(text="What would you actually change if the model did great on training data only?",
                                     target_point="remedies", reason="missed", source="llm")
-    prompt = fake.history[0][0]["content"]
+    system, prompt = (m["content"] for m in fake.history[0])
+    assert "at most 40 words" in system and WEAK_ANSWER not in system  # the constant part, cacheable
     assert WEAK_ANSWER in prompt and "Asked before?" in prompt and "How would you pick k in k-fold?" in prompt
     assert "`remedies` (missing, weight 3.0)" in prompt and fake.pending == 0
     assert fake.calls[0].schema is followup.FollowUpReply
@@ -238,7 +239,7 @@ def test_a_model_deeper_probe_is_used_for_a_strong_answer() -> None:
     fake = FakeLLM().enqueue(reply("How would this change with ten times the features?", None))
     choice = choose_follow_up(QUESTION, card(ALL_COVERED), llm=fake)
     assert (choice.source, choice.reason, choice.target_point) == ("llm", "deeper", None)
-    assert "Nothing: every rubric point is covered" in fake.history[0][0]["content"]
+    assert "Nothing: every rubric point is covered" in fake.history[0][1]["content"]
 
 
 @pytest.mark.parametrize(
@@ -275,17 +276,18 @@ def test_without_the_answer_the_evidence_quotes_stand_in() -> None:
     assert choose_follow_up(QUESTION, c, llm=fake).source == "llm"
     fake = FakeLLM().enqueue(reply("When would regularization not be enough?", "remedies"))
     assert choose_follow_up(QUESTION, c, llm=fake).source != "llm"
-    assert "I would use bagging" in fake.history[0][0]["content"]
+    assert "I would use bagging" in fake.history[0][1]["content"]
 
 
 def test_the_followup_prompt_renders_under_strict_undefined() -> None:
     variables = {
-        "question": QUESTION.text, "answer": WEAK_ANSWER, "fence": "answer-0123456789", "max_words": MAX_WORDS,
+        "question": QUESTION.text, "answer": WEAK_ANSWER, "fence": "answer-0123456789",
         "missed": [{"id": "remedies", "text": "High variance …", "verdict": "missing", "weight": 3.0}],
         "covered": [{"id": "bias-definition", "text": "Bias is …"}], "related": ["a related question"], "asked": ["asked?"],
     }
     text = render("followup.md", **variables)
-    assert "at most 40 words" in text and "`remedies` (missing, weight 3.0)" in text and "<answer-0123456789>" in text
+    assert "at most 40 words" in render("followup_system.md", max_words=MAX_WORDS)
+    assert "`remedies` (missing, weight 3.0)" in text and "<answer-0123456789>" in text
     assert not re.search(r"{{|}}|{%|%}", text)
     for name in variables:
         with pytest.raises(PromptError, match="needs a variable"):

@@ -167,6 +167,30 @@ def test_interview_with_a_scripted_fake_llm(tiny_settings: Settings) -> None:
     assert follow.history and "How would you" not in json.dumps(follow.history[0])  # the fake saw the prompt, not its reply
 
 
+def test_follow_ups_use_the_session_engines_model(tiny_settings: Settings) -> None:
+    """As the CLI and the browser app build it (no `llm=`): an `llm` session's follow-ups come from its model."""
+    settings = tiny_settings.model_copy(update={"model": "openai/gpt-4o-mini"})
+    bank = get_bank(settings)
+    grader = Grader(settings, bank)
+    model = FakeLLM(model="openai/gpt-4o-mini")
+    grader._judges["llm"] = LLMJudge(settings, model, mode="rubric")
+    interviewer = Interviewer(bank, grader, Store.from_settings(settings))
+    assert grader.chat_model("offline") is None and grader.chat_model("llm") is model
+
+    reply = interviewer.start("fay", SessionConfig(level=Level.JUNIOR, questions=1, engine="llm"))
+    question = bank.get(reply.turns[-1].question_id)
+    target = question.rubric[-1].id
+    missing = {"verdicts": [{"point_id": p.id, "verdict": "missing", "evidence": None} for p in question.rubric]}
+    model.enqueue(missing, {"question": "What would you measure first, and why?", "target_point": target})
+    reply = interviewer.respond(reply.session_id, ANSWERS[question.id])
+    assert reply.turns[-1].kind is TurnKind.FOLLOW_UP and reply.turns[-1].text == "What would you measure first, and why?"
+    assert model.pending == 0
+
+    offline = interviewer.start("fay", SessionConfig(level=Level.JUNIOR, questions=1, engine="offline", repeat_answered=True))
+    interviewer.respond(offline.session_id, ANSWERS[offline.turns[-1].question_id])
+    assert len(model.history) == 2  # the offline session never called the model
+
+
 def _cli(settings: Settings, *args: str, **kw: Any) -> subprocess.Popen[str]:
     env = {**os.environ, "MOCKML_DATA_DIR": str(settings.data_dir), "MOCKML_KNOWLEDGE_DIR": str(settings.knowledge_dir),
            "MOCKML_COLLECTION": settings.collection}

@@ -256,8 +256,9 @@ FIXTURE_VARIABLES: dict[str, dict[str, Any]] = {
     "json_output.md.j2": {"instructions": "Be strict.", "schema_name": "Reply", "schema_json": '{"type": "object"}'},
     "json_repair.md.j2": {"problem": "the reply is not JSON"},
     "health.md.j2": {},
+    "followup_system.md.j2": {"max_words": 40},
     "followup.md.j2": {
-        "question": QUESTION, "answer": ANSWER, "fence": answer_fence(ANSWER), "max_words": 40,
+        "question": QUESTION, "answer": ANSWER, "fence": answer_fence(ANSWER),
         "missed": [{"id": "remedies", "text": RUBRIC[2].text, "verdict": "missing", "weight": RUBRIC[2].weight}],
         "covered": [{"id": "bias-definition", "text": RUBRIC[0].text}], "related": ["How do learning curves look?"],
         "asked": ["What would you try first?"],

@@ -6,6 +6,7 @@ on the three-question fixture bank and a private data directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -39,15 +40,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on a free port; yields its URL once it answers HTTP."""
+@contextlib.contextmanager
+def launch_app(data: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """The app on a free port with its data in `data`; yields its URL once it answers HTTP."""
     port = free_port()
-    data = tmp_path_factory.mktemp("ui-data")
     env = {**os.environ, "MOCKML_DATA_DIR": str(data), "MOCKML_KNOWLEDGE_DIR": str(ROOT / "tests" / "fixtures" / "bank"),
            "GRADIO_ANALYTICS_ENABLED": "False"}
     for name in ("MOCKML_MODEL", "MOCKML_AUTH", "MOCKML_DATABASE_URL", "MOCKML_CHROMA_HOST"):
         env.pop(name, None)
+    env.update(extra_env or {})
     log = (data / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ui", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -75,6 +76,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app (offline) on a free port; yields its URL once it answers HTTP."""
+    with launch_app(tmp_path_factory.mktemp("ui-data")) as url:
+        yield url
 
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -244,3 +252,62 @@ def test_spoken_answer_through_fake_microphone(playwright: object, server: str, 
         context.close()
     finally:
         b.close()
+
+
+def test_html_report_shows_candidate_markup_as_text_and_runs_none_of_it(browser: object, tmp_path: Path) -> None:
+    """The HTML report opened in Chromium: a script tag, an onerror handler and a title change stay inert text."""
+    from app.bank import load_bank
+    from app.report import build_report, write_report
+
+    from .test_report import BV, PR, Script, card
+
+    payload = XSS + "<script>document.title='pwned'</script><svg onload=\"window.__xss=3\"></svg>"
+    bank = load_bank(ROOT / "tests" / "fixtures" / "bank")
+    script = Script(sid="xss-report")
+    asked = script.ask(BV, bank)
+    script.answer(BV, f"Bias underfits. {payload}", card(bank, BV, {}, evidence={"bias-definition": payload}))
+    probe = script.probe(BV, f"What did you mean by {payload}?", asked, "remedies")
+    script.answer(BV, f"More data. {payload}", card(bank, BV, {}, score=2.0), follow_up_of=probe)
+    script.ask(PR, bank)
+    script.answer(PR, payload, card(bank, PR, {}, score=1.0, evidence={"precision": payload}))
+    files = write_report(build_report(script.session, bank), tmp_path / "reports")
+    context = browser.new_context()  # type: ignore[attr-defined]
+    try:
+        page = context.new_page()
+        page.goto(files.html.as_uri())
+        page.wait_for_load_state("load")
+        assert page.evaluate("typeof window.__xss") == "undefined"
+        assert page.title() != "pwned"
+        assert page.evaluate("document.querySelectorAll('body script, img[src=\"x\"], svg[onload]').length") == 0
+        assert "<script>window.__xss=1</script>" in page.locator("body").inner_text()  # shown, as text
+    finally:
+        context.close()
+
+
+def test_model_failure_is_shown_in_the_chat_and_the_interview_goes_on(browser: object, tmp_path: Path) -> None:
+    """The app pointed at a model that answers 500 to everything: the chat says so, the offline engine grades."""
+    from .fake_openai_server import FakeOpenAIServer, fault
+
+    with FakeOpenAIServer(default=fault("server")) as model, launch_app(tmp_path, {
+        "MOCKML_MODEL": "openai/fake", "MOCKML_API_BASE": model.url, "MOCKML_API_KEY": "sk-test-UI-1234567890abcdef",
+        "MOCKML_LLM_RETRIES": "0",
+    }) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        try:
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.wait_for_selector("#start")
+            page.fill("#n-questions input", "1")
+            page.locator("#engine input").click()
+            page.get_by_role("option", name="LLM: openai/fake").click()
+            page.click("#start")
+            page.wait_for_selector("#progress:has-text('question 1 of 1')")
+            send(page, ANSWER)
+            chat = page.locator("#chat").inner_text()
+            assert "note: the language model failed" in chat and "graded by the offline engine instead" in chat, chat
+            assert "sk-test-UI" not in chat
+            assert model.chat_requests  # the model really was asked
+            shot(page, "interview-model-failure")
+        finally:
+            context.close()

@@ -16,13 +16,14 @@ from typing import Any
 from app.bank import SLUG, Bank, RubricPoint
 from app.config import Settings, get_settings
 from app.errors import BadInput, LLMError, MockmlError
-from app.grading.guards import has_substance, validate_answer, validate_question
+from app.grading.guards import has_substance, validate_answer, validate_question, validate_reference
 from app.grading.models import CriterionVerdict, RubricSource, Scorecard, Verdict, weighted_score
 from app.grading.rubric import ResolvedRubric, resolve
 
 __all__ = ["Grader", "Scorecard", "CriterionVerdict", "Verdict", "grade"]
 log = logging.getLogger("mockml.grading")
 ENGINES = ("offline", "llm", "local")
+FALLBACK_NOTE = "the language model failed"  # how a scorecard's note about an offline fallback starts
 
 
 def _summarise(verdicts: list[CriterionVerdict]) -> tuple[list[str], list[str], str]:
@@ -92,9 +93,25 @@ class Grader:
             self._judges[name] = LLMJudge(settings, LLM(settings))
         return self._judges[name]
 
+    def chat_model(self, engine: str | None) -> Any | None:
+        """The language model behind an engine, for the interviewer's follow-ups; None for the offline engine.
+
+        The same object grades, so a session on `local` starts one embedded server, not two; a model that is
+        not configured gives None (the offline follow-ups answer) instead of an error mid-interview.
+        """
+        name = self._engine_name(engine)
+        if name == "offline":
+            return None
+        try:
+            return self._judge(name).llm
+        except MockmlError as exc:
+            log.warning("no language model for follow-ups (%s); using offline follow-ups", exc)
+            return None
+
     def resolve(self, question: str, reference: str | None = None) -> ResolvedRubric:
         """The rubric this question would be graded with."""
         question = validate_question(question)
+        reference = validate_reference(reference, self.settings.max_answer_chars)
         if re.fullmatch(SLUG, question) and "-" in question:
             self.bank.get(question)  # looks like an id: an unknown one is a typo, not a question to grade
         return resolve(question, reference, self.bank, self._search)
@@ -122,7 +139,7 @@ class Grader:
                 log.warning("LLM grading failed (%s); falling back to the offline engine", kind)
                 verdicts = self.offline.judge(rubric.question_text, rubric.points, answer)
                 used = f"offline (fallback from {name}: {kind})"
-                notes.append(f"the language model failed ({exc}); graded by the offline engine instead")
+                notes.append(f"{FALLBACK_NOTE} ({exc}); graded by the offline engine instead")
         return self._card(rubric, verdicts, used, started, notes, answer)
 
     def _card(self, rubric: ResolvedRubric, verdicts: list[CriterionVerdict], engine: str, started: float,

@@ -41,6 +41,17 @@ def validate_answer(answer: object, max_chars: int = MAX_ANSWER_CHARS) -> str:
     return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in answer)
 
 
+def validate_reference(reference: object, max_chars: int = MAX_ANSWER_CHARS) -> str | None:
+    """The reference answer as clean text (None when not given), or a BadInput; its claims reach the tokenizer."""
+    if reference is None:
+        return None
+    if not isinstance(reference, str):
+        raise BadInput(f"the reference answer must be text, not {type(reference).__name__}")
+    if len(reference) > max_chars:
+        raise BadInput(f"the reference answer is {len(reference):,} characters; keep it under {max_chars:,}")
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in reference)
+
+
 def validate_question(question: object) -> str:
     """The question as text, or a BadInput."""
     if not isinstance(question, str) or not question.strip():
