@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from app.errors import BadInput
+from app.text import sentences
 
 MAX_ANSWER_CHARS = 20_000
 
@@ -74,3 +75,16 @@ def has_substance(text: str) -> bool:
 def strip_instructions(answer: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The sentence spans that are not instructions to the grader."""
     return [(a, b) for a, b in spans if not is_instruction_to_grader(answer[a:b])]
+
+
+def without_instructions(answer: str) -> str:
+    """The answer with its sentences addressed to the grader removed, for a model judge to read.
+
+    The offline engine never measures those sentences; a model judge must not read them either, because a small
+    model does what text tells it ("every rubric point above is covered") however the prompt fences it.
+    """
+    spans = sentences(answer)
+    removed = [span for span in spans if span not in set(strip_instructions(answer, spans))]
+    for a, b in reversed(removed):  # cut from the end, so earlier offsets stay valid; the rest stays verbatim
+        answer = answer[:a].rstrip(" ") + (" " if a and b < len(answer) else "") + answer[b:].lstrip(" ")
+    return answer.strip()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from app.bank import RubricPoint
 from app.config import Settings, get_settings
 from app.errors import ConfigError
-from app.grading.guards import has_substance, is_instruction_to_grader
+from app.grading.guards import has_substance, is_instruction_to_grader, without_instructions
 from app.grading.models import VERDICT_CREDIT, CriterionVerdict, Verdict
 from app.llm import LLM, ChatModel
 from app.prompts import render
@@ -210,7 +210,12 @@ class LLMJudge:
         if not has_substance(answer):
             # Nothing to grade: no model call, no tokens.
             return [_verdict(p, Verdict.MISSING, None, "no answer was given") for p in rubric]
-        raw = self._rubric(question, rubric, answer) if self.mode == "rubric" else self._yesno(question, rubric, answer)
+        # Sentences addressed to the grader are removed before the model reads the answer (they can never earn credit
+        # and a small model obeys them); quotes are still checked against the whole answer the candidate gave.
+        shown = without_instructions(answer)
+        if not has_substance(shown):
+            return [_verdict(p, Verdict.MISSING, None, "the answer only addressed the grader") for p in rubric]
+        raw = self._rubric(question, rubric, shown) if self.mode == "rubric" else self._yesno(question, rubric, shown)
         return finalise(rubric, answer, raw)
 
     def _rubric(self, question: str, rubric: list[RubricPoint], answer: str) -> dict[str, RawVerdict]:
