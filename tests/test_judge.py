@@ -297,3 +297,12 @@ def test_grader_template_shows_key_terms_and_ids() -> None:
 def test_missing_template_is_a_clear_error() -> None:
     with pytest.raises(MockmlError, match="no prompt template 'nope.md.j2'.*grader.md.j2"):
         render("nope.md")
+
+
+def test_a_yes_no_quote_is_bounded_in_the_schema_and_cut_to_a_verbatim_prefix() -> None:
+    from app.grading.judge import YESNO_EVIDENCE_CHARS
+
+    assert YesNoJudgement.model_json_schema()["properties"]["evidence"]["anyOf"][0]["maxLength"] == YESNO_EVIDENCE_CHARS
+    long = "Bias is the error from a model that is too simple. " * 20
+    reply = YesNoJudgement.model_validate({"answer": "YES", "evidence": long})
+    assert reply.evidence == long[:YESNO_EVIDENCE_CHARS] and long.startswith(reply.evidence)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.bank import RubricPoint
 from app.config import Settings, get_settings
@@ -30,6 +30,7 @@ logger = logging.getLogger("mockml.grading.judge")
 MODES = ("auto", "rubric", "yesno")
 RUBRIC_MAX_TOKENS = 400 + 160 * 7  # room for seven verdicts with a quote and a one-sentence reason each
 YESNO_MAX_TOKENS = 256
+YESNO_EVIDENCE_CHARS = 300  # one sentence; about 75 tokens, well inside YESNO_MAX_TOKENS
 
 # Characters models wrap quotes in; trimmed from both ends before a quote is looked up in the answer.
 _QUOTE_TRIM = " \t\r\n\"'`“”‘’«»„"
@@ -80,7 +81,15 @@ class YesNoJudgement(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     answer: YesNo
-    evidence: str | None = None
+    # maxLength reaches the model as part of the schema (llama.cpp turns it into its grammar), so a small model that
+    # keeps quoting cannot run past max_tokens and fail the whole point; a longer quote from any model is cut, and a
+    # prefix of a verbatim quote is still verbatim.
+    evidence: str | None = Field(default=None, max_length=YESNO_EVIDENCE_CHARS)
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _cut(cls, value: object) -> object:
+        return value[:YESNO_EVIDENCE_CHARS] if isinstance(value, str) else value
 
     @field_validator("answer", mode="before")
     @classmethod
