@@ -78,6 +78,7 @@ _EMPTY_REPLY: dict[str, Any] = {
     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": ""}}],
     "usage": {"prompt_tokens": 10, "completion_tokens": 0, "total_tokens": 10},
 }
+_EXCEPTION_CHAIN = re.compile(r"^(?:(?:litellm\.)?\w*(?:Error|Exception|Timeout)\s*(?::|-)\s*)+")
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
 _GENERIC_SECRETS = (
@@ -669,7 +670,10 @@ class LLM:
 
     def _failure(self, exc: BaseException) -> _Failure:
         kind, retry_after = classify(exc)
-        detail = self._redact(" ".join(str(exc).split()))[:MAX_DETAIL_CHARS] or type(exc).__name__
+        # litellm prefixes the provider's words with its exception chain ("litellm.InternalServerError:
+        # InternalServerError: OpenAIException - "); the user is shown what the provider said, nothing else.
+        text = _EXCEPTION_CHAIN.sub("", " ".join(str(exc).split()))
+        detail = self._redact(text)[:MAX_DETAIL_CHARS] or type(exc).__name__
         return _Failure(kind, detail, retry_after=retry_after)
 
     def _format_for(self, target: _Target) -> str:

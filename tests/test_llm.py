@@ -209,6 +209,13 @@ def test_invalid_output_is_repaired_on_the_next_attempt(settings: Settings, spy:
 # ---- retries -----------------------------------------------------------------------------------------------
 
 
+def test_the_failure_message_quotes_the_provider_not_litellms_exception_chain(settings: Settings, lit: Any, sleeps: list[float]) -> None:
+    with pytest.raises(LLMError) as info:
+        LLM(settings).complete_json(MSGS, Reply, mock_response=server_error(lit))
+    assert "upstream exploded" in str(info.value)
+    assert "litellm." not in str(info.value) and "InternalServerError" not in str(info.value)
+
+
 @pytest.mark.parametrize(("kind", "make"), RETRYABLE)
 def test_retryable_failure_gives_up_after_bounded_attempts(
     kind: str, make: Callable[[Any], Any], settings: Settings, lit: Any, sleeps: list[float]
