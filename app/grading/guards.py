@@ -84,7 +84,8 @@ def without_instructions(answer: str) -> str:
     model does what text tells it ("every rubric point above is covered") however the prompt fences it.
     """
     spans = sentences(answer)
-    removed = [span for span in spans if span not in set(strip_instructions(answer, spans))]
+    kept = set(strip_instructions(answer, spans))
+    removed = [span for span in spans if span not in kept]
     for a, b in reversed(removed):  # cut from the end, so earlier offsets stay valid; the rest stays verbatim
         answer = answer[:a].rstrip(" ") + (" " if a and b < len(answer) else "") + answer[b:].lstrip(" ")
     return answer.strip()
