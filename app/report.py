@@ -91,6 +91,7 @@ class WeakArea(BaseModel):
     evidence: str | None = None
     model_answer: str
     model_answer_source: str
+    misconceptions: list[str] = Field(default_factory=list, description="common wrong versions of this point, from the bank")
 
 
 class TrendPoint(BaseModel):
@@ -248,6 +249,7 @@ def _weakest(results: Sequence[QuestionResult], bank: Bank) -> list[WeakArea]:
             points = [(p.id, p.text, p.weight, Verdict.MISSING, 0.0, None) for p in q.rubric]
         else:
             continue  # never asked: nothing was tested
+        wrong = {p.id: list(p.misconceptions) for p in q.rubric} if q is not None else {}
         for point_id, point, weight, verdict, credit, evidence in points:
             order += 1
             if verdict == Verdict.COVERED:
@@ -255,6 +257,7 @@ def _weakest(results: Sequence[QuestionResult], bank: Bank) -> list[WeakArea]:
             area = WeakArea(
                 question_id=r.question_id, question=r.question, topic=r.topic, point_id=point_id, point=point,
                 weight=weight, verdict=verdict, credit=credit, evidence=evidence, model_answer=text, model_answer_source=source,
+                misconceptions=wrong.get(point_id, []),
             )
             found.append(((-weight, credit, _SEVERITY[verdict], order), area))
     found.sort(key=lambda item: item[0])
@@ -457,6 +460,7 @@ def render_markdown(report: Report, chart_name: str | None = None) -> str:
         ]
         if w.evidence:
             lines += [f"What you said: “{_md(w.evidence)}”", ""]
+        lines += [f"A common wrong version of this point: “{_md(m)}”" for m in w.misconceptions] + ([""] if w.misconceptions else [])
         if w.question_id in shown:
             lines += [f"Model answer to study: the same as in {shown[w.question_id]} above.", ""]
         elif w.model_answer:
@@ -536,6 +540,7 @@ def render_html(report: Report, chart_png: bytes | None) -> str:
         )
         if w.evidence:
             parts.append(f"<p>What you said: “{e(w.evidence)}”</p>")
+        parts += [f"<p class='misconception'>A common wrong version of this point: “{e(m)}”</p>" for m in w.misconceptions]
         if w.question_id in shown:
             parts.append(f"<p>Model answer to study: the same as in {shown[w.question_id]} above.</p>")
         elif w.model_answer:

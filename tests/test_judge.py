@@ -29,6 +29,7 @@ RUBRIC = [
         text="Bias is error from overly simple assumptions; a high-bias model underfits and misses real patterns.",
         weight=2,
         key_terms=("bias", "underfit|underfitting"),
+        misconceptions=("High bias means the model overfits because it is too sensitive to its training data.",),
     ),
     RubricPoint(
         id="variance-definition",
@@ -292,6 +293,15 @@ def test_every_template_renders_under_strict_undefined(name: str) -> None:
 def test_grader_template_shows_key_terms_and_ids() -> None:
     text = render("grader.md", **FIXTURE_VARIABLES["grader.md.j2"])
     assert "`bias-definition`" in text and "underfit / underfitting" in text
+
+
+@pytest.mark.parametrize("name", ["grader.md", "grader_yesno.md"])
+def test_grader_templates_show_misconceptions_as_wrong_versions(name: str) -> None:
+    variables = FIXTURE_VARIABLES[f"{name}.j2"]
+    text = render(name, **variables)
+    assert "High bias means the model overfits" in text
+    wrong_line = next(line for line in text.splitlines() if "High bias means the model overfits" in line)
+    assert "WRONG" in wrong_line or "CONTRADICTED" in text[: text.index(wrong_line)].splitlines()[-1]
 
 
 def test_missing_template_is_a_clear_error() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from app.bank import Bank, load_bank
 from app.grading.models import CriterionVerdict, Scorecard, Verdict, weighted_score
-from app.report import LEVEL_RULE, SCORING_NOTE, build_report, level_verdict, render_markdown, safe_name, write_report
+from app.report import LEVEL_RULE, SCORING_NOTE, build_report, level_verdict, render_html, render_markdown, safe_name, write_report
 from app.sessions import Session, SessionConfig, Speaker, Turn, TurnKind
 
 from .conftest import FIXTURES
@@ -186,6 +186,12 @@ def test_weakest_three_by_weight_then_credit_with_model_answers(bank: Bank) -> N
     assert first.model_answer == bank.get(PR).model_answers[0].text
     assert first.model_answer_source == "mockml"
     assert first.point == bank.get(PR).point("recall").text
+    # the bank's common wrong version of the point is study material too, escaped in HTML
+    assert first.misconceptions == list(bank.get(PR).point("recall").misconceptions) and first.misconceptions
+    assert "A common wrong version of this point: “Recall is the share" in render_markdown(report)
+    html = render_html(report, None)
+    assert "&lt;true positives&gt;" in html and "<true positives>" not in html
+    assert report.weakest[1].misconceptions == []
 
 
 def test_skipped_question_points_are_study_material(bank: Bank) -> None:
