@@ -295,13 +295,12 @@ def test_grader_template_shows_key_terms_and_ids() -> None:
     assert "`bias-definition`" in text and "underfit / underfitting" in text
 
 
-@pytest.mark.parametrize("name", ["grader.md", "grader_yesno.md"])
-def test_grader_templates_show_misconceptions_as_wrong_versions(name: str) -> None:
-    variables = FIXTURE_VARIABLES[f"{name}.j2"]
-    text = render(name, **variables)
-    assert "High bias means the model overfits" in text
+def test_rubric_prompt_shows_misconceptions_as_wrong_versions_and_yes_no_prompt_does_not() -> None:
+    text = render("grader.md", **FIXTURE_VARIABLES["grader.md.j2"])
     wrong_line = next(line for line in text.splitlines() if "High bias means the model overfits" in line)
-    assert "WRONG" in wrong_line or "CONTRADICTED" in text[: text.index(wrong_line)].splitlines()[-1]
+    assert "WRONG" in wrong_line and "contradicted" in wrong_line
+    # the one-point prompt is for small local models, which graded worse with them (measured, issue #4)
+    assert "High bias means the model overfits" not in render("grader_yesno.md", **FIXTURE_VARIABLES["grader_yesno.md.j2"])
 
 
 def test_missing_template_is_a_clear_error() -> None:
