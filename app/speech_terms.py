@@ -244,24 +244,11 @@ def _term_words(texts: Iterable[str]) -> list[str]:
     return out
 
 
-def bank_texts(bank: Any) -> list[str]:
-    """Every text of a bank a candidate's words are likely to match: questions, rubric points, answers, follow-ups."""
-    texts: list[str] = []
-    for q in getattr(bank, "questions", ()):
-        texts.append(q.text)
-        for p in q.rubric:
-            texts.append(p.text)
-            texts.extend(p.key_terms)
-        texts.extend(a.text for a in q.model_answers)
-        texts.extend(f.text for f in q.follow_ups)
-    return texts
+def bank_texts(bank: Any, *, model_answers: bool = True) -> list[str]:
+    """Every text of a bank a candidate's words are likely to match: questions, rubric points, answers, follow-ups.
 
-
-def bank_prose(bank: Any) -> list[str]:
-    """The bank's own prose about each topic: questions, rubric points, key terms and follow-ups.
-
-    Model answers are left out on purpose: they are what the speech benchmark speaks, so bigrams taken from them
-    would let a transcript be "repaired" toward the very text it is compared with.
+    `model_answers=False` gives the bank's own prose for the real-word context: model answers are what the speech
+    benchmark speaks, so word pairs taken from them would "repair" a transcript toward the text it is compared with.
     """
     texts: list[str] = []
     for q in getattr(bank, "questions", ()):
@@ -269,6 +256,8 @@ def bank_prose(bank: Any) -> list[str]:
         for p in q.rubric:
             texts.append(p.text)
             texts.extend(p.key_terms)
+        if model_answers:
+            texts.extend(a.text for a in q.model_answers)
         texts.extend(f.text for f in q.follow_ups)
     return texts
 
@@ -276,7 +265,7 @@ def bank_prose(bank: Any) -> list[str]:
 def build_lexicon(texts: Iterable[str], context_texts: Iterable[str] | None = None) -> Lexicon:
     """A lexicon whose domain terms are the words of `texts` (e.g. `bank_texts(bank)`), all of which are known.
 
-    With `context_texts` (e.g. `bank_prose(bank)`), real words may also be repaired where that text's word pairs
+    With `context_texts` (e.g. `bank_texts(bank, model_answers=False)`), real words may also be repaired where that text's word pairs
     support a sound-alike term (`Context`).
     """
     texts = list(texts)
@@ -566,4 +555,4 @@ def bank_lexicon(knowledge_dir: str) -> Lexicon:
     from app.bank import load_bank
 
     bank = load_bank(Path(knowledge_dir))
-    return build_lexicon(bank_texts(bank), bank_prose(bank))
+    return build_lexicon(bank_texts(bank), bank_texts(bank, model_answers=False))

@@ -8,7 +8,7 @@ import pytest
 from app.config import Settings
 from app.speech_terms import Context, build_lexicon, repair_text
 
-# A small "bank": the prose the context is read from (questions, rubric points), as in bank_prose().
+# A small "bank": the prose the context is read from (questions, rubric points), as in bank_texts(bank, model_answers=False).
 PROSE = [
     "Apply data augmentation such as cropping. Data augmentation helps small datasets.",
     *["Batch normalization stabilises training. Batch normalization and dropout regularise."] * 5,  # 10 x "batch"

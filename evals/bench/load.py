@@ -35,12 +35,10 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from typing import Annotated, Any
 import typer
 
 import app  # noqa: F401 - offline environment defaults before gradio_client loads
+from evals.bench import free_port, wait_for_http, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER_RE = re.compile(r"\[cand-(\d+)")
@@ -66,13 +65,6 @@ CANDIDATE_QUESTIONS = (
 
 
 # ---------------------------------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    """A TCP port that is free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -148,19 +140,11 @@ class AppServer:
         self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ui", "--host", "127.0.0.1", "--port", str(self.port)],
                                      cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()  # the child keeps its own copy of the descriptor
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mockml ui exited with {self.proc.returncode}; log tail:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url, timeout=2) as response:
-                    if response.status == 200:
-                        return time.monotonic() - launched
-            except OSError:
-                pass
-            if time.monotonic() - launched > timeout:
-                self.kill9()
-                raise RuntimeError(f"mockml ui did not answer within {timeout:.0f} s; log tail:\n{self.log_tail()}")
-            time.sleep(0.1)
+        try:
+            return wait_for_http(self.proc, self.url, launched, timeout, self.log_tail)
+        except RuntimeError:
+            self.kill9()  # a server that never answered must not outlive the benchmark
+            raise
 
     @property
     def pid(self) -> int | None:
@@ -665,8 +649,6 @@ def main(
     import tempfile
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from evals.bench import write_results
 
     with tempfile.TemporaryDirectory(prefix="mockml-load-") as tmp:
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()) as bar:

@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import app  # noqa: F401 - offline environment defaults
-from evals.bench import write_results
+from evals.bench import free_port, wait_for_http, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -48,12 +46,6 @@ SITECUSTOMIZE = (
     "_l.setLevel(logging.INFO)\n"
 )
 FOLLOW_UP_ANSWER = "I would measure it on held-out data first, then compare against a simple baseline before trusting it."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -72,21 +64,7 @@ class Server:
         self.launched = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ui", "--port", str(self.port)], cwd=ROOT,
                                      env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.ready_s = self._wait_http()
-
-    def _wait_http(self, limit: float = 180) -> float:
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited with {self.proc.returncode}: {self.log()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url, timeout=2) as response:
-                    if response.status == 200:
-                        return time.monotonic() - self.launched
-            except OSError:
-                pass
-            if time.monotonic() - self.launched > limit:
-                raise RuntimeError(f"the app did not answer within {limit:.0f} s")
-            time.sleep(0.05)
+        self.ready_s = wait_for_http(self.proc, self.url, self.launched, 180, lambda: self.log()[-2000:], poll_s=0.05)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
