@@ -7,7 +7,8 @@ Two engines, chosen by the caller with `engine=`:
   key terms are passed as `initial_prompt`, which biases decoding toward the interview's vocabulary. Words it
   still mishears as non-words are then repaired to the closest-sounding bank term, and real words only where the
   bank's own word pairs support a sound-alike term (`repair_terms`, `app.speech_terms`). Audio is decoded in
-  VAD clips of up to 30 s; a short tail clip is avoided by rebalancing the clips (`speech_clips`).
+  VAD clips of up to 30 s; a short tail clip is avoided by rebalancing the clips (`speech_clips`), and a clip the
+  decoder loops on is decoded again with Whisper's temperature fallback (`_unloop`).
 - ``"api"``: the configured provider's transcription endpoint through `litellm.transcription`
   (model ``MOCKML_MODEL``'s provider + ``/whisper-1`` unless `api_model=` says otherwise). This sends the
   audio over the network, so it is used only when the caller asks for it.
@@ -21,6 +22,7 @@ import os
 import re
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -311,10 +313,48 @@ def _transcribe_offline(audio: np.ndarray, hint: str | None, beam_size: int, vad
                 vad_filter=False, condition_on_previous_text=False,
             )
         kept = [s for s in segments if not (s.no_speech_prob > 0.6 and s.avg_logprob < -1.0)]
+        if vad:
+            kept = [r for s in kept for r in _unloop(audio, s, hint, beam_size)]
     words = [Word(word=w.word.strip(), start=round(w.start, 3), end=round(w.end, 3), probability=round(w.probability, 4))
              for s in kept for w in (s.words or []) if w.word.strip()]
     text = " ".join(s.text.strip() for s in kept if s.text.strip())
     return text, words
+
+
+# Whisper's own test for a decoding loop ("numpy, numpy, numpy, ..."): text that zlib compresses this well.
+LOOP_COMPRESSION_RATIO = 2.4
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of text per byte of its zlib compression (Whisper's repetition measure)."""
+    import zlib
+
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def _unloop(audio: np.ndarray, segment: Any, hint: str | None, beam_size: int) -> list[Any]:
+    """A segment the batched decoder looped on, decoded again with Whisper's temperature fallback.
+
+    The batched pipeline decodes at temperature 0 only, so a loop runs until the token limit and swallows the
+    rest of the clip (measured: "numpy, numpy, ..." ate 30 s of a spoken code review). The sequential decoder
+    retries a looping window at higher temperatures. Its result replaces the segment only when it does not loop.
+    """
+    if compression_ratio(segment.text) <= LOOP_COMPRESSION_RATIO:
+        return [segment]
+    start = segment.start
+    clip = audio[int(start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
+    redo, _info = get_model().transcribe(
+        clip, language="en", beam_size=beam_size, initial_prompt=hint, word_timestamps=True, vad_filter=False,
+        condition_on_previous_text=False, compression_ratio_threshold=LOOP_COMPRESSION_RATIO,
+    )
+    redo = list(redo)
+    if not redo or compression_ratio(" ".join(s.text for s in redo)) > LOOP_COMPRESSION_RATIO:
+        return [segment]
+    # Timings in the redo count from the clip's start.
+    return [replace(s, start=s.start + start, end=s.end + start,
+                    words=[replace(w, start=w.start + start, end=w.end + start) for w in (s.words or [])])
+            for s in redo]
 
 
 def _transcribe_api(source: Path | np.ndarray, hint: str | None, api_model: str | None) -> tuple[str, list[Word], str]:

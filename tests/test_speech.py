@@ -274,6 +274,60 @@ def test_spoken_model_answer_scores_like_the_typed_one(slot: str, spoken_dir: Pa
     assert abs(typed_score - spoken_score) <= SPOKEN_VS_TYPED_MAX, (qid, typed_score, spoken_score)
 
 
+def test_a_looping_segment_is_decoded_again_and_a_clean_one_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoding loop ("numpy, numpy, ...") is replaced by the temperature-fallback redo, shifted to its clip's time."""
+    from dataclasses import dataclass, field
+
+    import app.speech as speech
+
+    @dataclass
+    class W:
+        start: float
+        end: float
+        word: str
+        probability: float = 0.9
+
+    @dataclass
+    class S:
+        start: float
+        end: float
+        text: str
+        words: list[W] = field(default_factory=list)
+
+    calls: list[int] = []
+
+    class FakeModel:
+        def transcribe(self, clip: np.ndarray, **options: object) -> tuple[list[S], None]:
+            calls.append(len(clip))
+            assert options["compression_ratio_threshold"] == speech.LOOP_COMPRESSION_RATIO
+            return [S(0.5, 2.0, " ragged rows raise an IndexError", [W(0.5, 1.0, " ragged")])], None
+
+    monkeypatch.setattr(speech, "get_model", lambda: FakeModel())
+    audio = np.zeros(40 * speech.SAMPLE_RATE, dtype=np.float32)
+    clean = S(0.0, 10.0, " The column means are recomputed inside the row loop.")
+    assert speech.compression_ratio(clean.text) < speech.LOOP_COMPRESSION_RATIO
+    assert speech._unloop(audio, clean, None, 5) == [clean] and not calls
+    looping = S(10.0, 40.0, " edge cases, " + "numpy, " * 60)
+    assert speech.compression_ratio(looping.text) > speech.LOOP_COMPRESSION_RATIO
+    (redo,) = speech._unloop(audio, looping, None, 5)
+    assert calls == [30 * speech.SAMPLE_RATE]  # only the looping clip is decoded again
+    assert redo.text == " ragged rows raise an IndexError" and (redo.start, redo.end) == (10.5, 12.0)
+    assert (redo.words[0].start, redo.words[0].end) == (10.5, 11.0)
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_spoken_code_review_does_not_loop(spoken_dir: Path, bank_settings: Settings) -> None:
+    """Measured: the batched decoder looped on "numpy, numpy, ..." and lost the last 30 s of this answer."""
+    from app.grading import Grader
+
+    grader = Grader(bank_settings)
+    answer = grader.bank.get("code-review-ml-function").model_answers[0].text
+    spoken = transcribe(sa.espeak_samples(answer, spoken_dir), grader.resolve("code-review-ml-function"))
+    assert spoken.text.lower().count("numpy") < 10, spoken.text
+    assert "statistic" in spoken.text.lower(), spoken.text  # from the fit/transform point near the end
+
+
 def _run_cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(settings.data_dir.parent), "MOCKML_DATA_DIR": str(settings.data_dir),
            "MOCKML_KNOWLEDGE_DIR": str(settings.knowledge_dir)}
