@@ -8,7 +8,7 @@ Two engines, chosen by the caller with `engine=`:
   still mishears as non-words are then repaired to the closest-sounding bank term, and real words only where the
   bank's own word pairs support a sound-alike term (`repair_terms`, `app.speech_terms`). Audio is decoded in
   VAD clips of up to 30 s; a short tail clip is avoided by rebalancing the clips (`speech_clips`), and a clip the
-  decoder loops on is decoded again with Whisper's temperature fallback (`_unloop`).
+  decoder loops on is decoded again with repeated trigrams forbidden (`_unloop`).
 - ``"api"``: the configured provider's transcription endpoint through `litellm.transcription`
   (model ``MOCKML_MODEL``'s provider + ``/whisper-1`` unless `api_model=` says otherwise). This sends the
   audio over the network, so it is used only when the caller asks for it.
@@ -323,6 +323,7 @@ def _transcribe_offline(audio: np.ndarray, hint: str | None, beam_size: int, vad
 
 # Whisper's own test for a decoding loop ("numpy, numpy, numpy, ..."): text that zlib compresses this well.
 LOOP_COMPRESSION_RATIO = 2.4
+NO_REPEAT_NGRAM = 3  # in a redo: "numpy, numpy," cannot start a loop, a phrase said twice loses little
 
 
 def compression_ratio(text: str) -> float:
@@ -334,19 +335,20 @@ def compression_ratio(text: str) -> float:
 
 
 def _unloop(audio: np.ndarray, segment: Any, hint: str | None, beam_size: int) -> list[Any]:
-    """A segment the batched decoder looped on, decoded again with Whisper's temperature fallback.
+    """A segment the decoder looped on, decoded again with no trigram allowed twice.
 
     The batched pipeline decodes at temperature 0 only, so a loop runs until the token limit and swallows the
-    rest of the clip (measured: "numpy, numpy, ..." ate 30 s of a spoken code review). The sequential decoder
-    retries a looping window at higher temperatures. Its result replaces the segment only when it does not loop.
+    rest of the clip (measured: "numpy, numpy, ..." ate 30 s of a spoken code review). Whisper's own remedy,
+    resampling at higher temperatures, gives a different transcript on every run; forbidding repeated trigrams
+    keeps the redo deterministic. Only the looping clip is redone, and the redo is kept only if it does not loop.
     """
     if compression_ratio(segment.text) <= LOOP_COMPRESSION_RATIO:
         return [segment]
     start = segment.start
     clip = audio[int(start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
-    redo, _info = get_model().transcribe(
-        clip, language="en", beam_size=beam_size, initial_prompt=hint, word_timestamps=True, vad_filter=False,
-        condition_on_previous_text=False, compression_ratio_threshold=LOOP_COMPRESSION_RATIO,
+    redo, _info = _get_pipeline().transcribe(
+        clip, language="en", beam_size=beam_size, initial_prompt=hint, word_timestamps=True, batch_size=8,
+        clip_timestamps=[{"start": 0.0, "end": len(clip) / SAMPLE_RATE}], no_repeat_ngram_size=NO_REPEAT_NGRAM,
     )
     redo = list(redo)
     if not redo or compression_ratio(" ".join(s.text for s in redo)) > LOOP_COMPRESSION_RATIO:

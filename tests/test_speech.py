@@ -275,7 +275,7 @@ def test_spoken_model_answer_scores_like_the_typed_one(slot: str, spoken_dir: Pa
 
 
 def test_a_looping_segment_is_decoded_again_and_a_clean_one_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A decoding loop ("numpy, numpy, ...") is replaced by the temperature-fallback redo, shifted to its clip's time."""
+    """A decoding loop ("numpy, numpy, ...") is replaced by a redo without repeated trigrams, shifted to its clip's time."""
     from dataclasses import dataclass, field
 
     import app.speech as speech
@@ -299,10 +299,10 @@ def test_a_looping_segment_is_decoded_again_and_a_clean_one_is_left_alone(monkey
     class FakeModel:
         def transcribe(self, clip: np.ndarray, **options: object) -> tuple[list[S], None]:
             calls.append(len(clip))
-            assert options["compression_ratio_threshold"] == speech.LOOP_COMPRESSION_RATIO
+            assert options["no_repeat_ngram_size"] == speech.NO_REPEAT_NGRAM
             return [S(0.5, 2.0, " ragged rows raise an IndexError", [W(0.5, 1.0, " ragged")])], None
 
-    monkeypatch.setattr(speech, "get_model", lambda: FakeModel())
+    monkeypatch.setattr(speech, "_get_pipeline", lambda: FakeModel())
     audio = np.zeros(40 * speech.SAMPLE_RATE, dtype=np.float32)
     clean = S(0.0, 10.0, " The column means are recomputed inside the row loop.")
     assert speech.compression_ratio(clean.text) < speech.LOOP_COMPRESSION_RATIO
