@@ -220,3 +220,30 @@ def test_cli_batch_streams_in_order_with_error_objects(tiny_settings: Settings, 
     assert "score" in rows[0] and "error" in rows[1] and "error" in rows[2] and "score" in rows[3] and "score" in rows[4]
     assert rows[0]["score"] > rows[3]["score"]
     assert "2 with errors" in result.stderr
+
+
+# What Whisper tiny.en wrote for the bank's model answer to limited-labeled-data, read by espeak-ng: commas where
+# the typed answer has dashes and colons, and one 60-word sentence ("... mixup, third, semi-supervised learning, ...").
+SPOKEN_LIMITED_LABELED_DATA = (
+    "With limited labeled data, I'd layer multiple strategies. First, transfer learning, start from a "
+    "pretrained foundation model, for text, resnet for images, and fine-tune on the 10K examples, which "
+    "leverages knowledge from millions of pretraining examples. Second, data augmentation, for text, "
+    "back-translation, cinema placement, sentence shuffling, for images, rotation, cropping, colour "
+    "jittering, mixup, third, semi-supervised learning, Use the labeled data to train an initial model, "
+    "predict on labeled data, which is usually abundant, and incorporate high confidence to the labeled "
+    "into training. For active learning, identify the most informative and labeled examples, highest "
+    "uncertainty, labeled most manually, and retrained iteratively to maximize information for label. I'd"
+    " also use stratified k-fold cross-validation to get reliable performance estimates with the small "
+    "data set."
+)
+
+
+def test_a_spoken_run_on_answer_keeps_the_credit_of_the_typed_one(bank_settings: Settings) -> None:
+    """Measured: this transcript scored 2.5 against 4.0 typed; its enumeration was read as keyword stuffing."""
+    grader = Grader(bank_settings)
+    typed = grader.bank.get("limited-labeled-data").model_answers[0].text
+    typed_card = grader.grade("limited-labeled-data", typed, engine="offline")
+    spoken_card = grader.grade("limited-labeled-data", SPOKEN_LIMITED_LABELED_DATA, engine="offline")
+    augmentation = {v.point_id: v for v in spoken_card.verdicts}["data-augmentation"]
+    assert augmentation.verdict is not Verdict.MISSING and augmentation.evidence in SPOKEN_LIMITED_LABELED_DATA
+    assert abs(typed_card.score - spoken_card.score) <= 0.5, (typed_card.score, spoken_card.score)

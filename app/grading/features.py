@@ -58,11 +58,13 @@ class AnswerUnits:
     unit_stems: list[set[str]] = field(default_factory=list)
     unit_words: list[list[str]] = field(default_factory=list)
     unit_parts: list[tuple[int, ...]] = field(default_factory=list)  # which sentences each unit is made of
+    origins: list[tuple[int, int]] = field(default_factory=list)  # per span: the whole sentence it was cut from
 
     @classmethod
     def build(cls, text: str, spans: list[tuple[int, int]] | None = None) -> AnswerUnits:
-        spans = [piece for span in (sentences(text) if spans is None else spans) for piece in split_run_on(text, span)]
-        units = cls(text=text, spans=spans)
+        cut = [(piece, span) for span in (sentences(text) if spans is None else spans) for piece in split_run_on(text, span)]
+        units = cls(text=text, spans=[piece for piece, _ in cut], origins=[span for _, span in cut])
+        spans = units.spans
         # Pairs only of truly adjacent sentences, so a pair never quotes a removed sentence between them.
         pairs = [i for i in range(len(spans) - 1) if PAIRS and not text[spans[i][1] : spans[i + 1][0]].strip()]
         pieces = [(span, (i,)) for i, span in enumerate(spans)] + [((spans[i][0], spans[i + 1][1]), (i, i + 1)) for i in pairs]
@@ -75,19 +77,38 @@ class AnswerUnits:
             units.unit_words.append(words(chunk))
         return units
 
+    def keyword_list(self, unit: int) -> bool:
+        """Whether the sentence(s) a unit comes from are a bare keyword list.
+
+        Judged on the whole sentence, not on a window cut from a run-on: a 20-word window of a spoken enumeration
+        ("data augmentation, for text, back-translation, ..., mixup, third, semi-supervised") looks like a list
+        even when the sentence goes on to explain it, and a long bare list is a list in every window anyway.
+        """
+        origins = dict.fromkeys(self.origins[i] for i in self.unit_parts[unit])
+        return any(is_keyword_list(self.text[a:b]) for a, b in origins)
+
 
 PAIRS = False
-RUN_ON_WORDS = 40  # a "sentence" longer than this is a run-on (speech transcripts have no full stops)
+RUN_ON_WORDS = 40  # a "sentence" longer than this is a run-on (speech transcripts often have no full stops)
 WINDOW_WORDS = 20
+WINDOW_STRIDE = 10  # windows overlap by half, so a point said across a window edge is still whole in one
 
 
 def split_run_on(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
-    """A long unpunctuated span as consecutive windows of about WINDOW_WORDS words (verbatim slices)."""
+    """A long span as windows of WINDOW_WORDS words, WINDOW_STRIDE apart (verbatim slices).
+
+    Without full stops nothing says where a point's statement starts, so the windows overlap: a point said across
+    one window's edge is whole in the next. Measured on the ladders' speech-style answers (no punctuation), the
+    mean change against the typed paraphrase fell from 0.30 to 0.16 with half-overlapping windows.
+    """
     a, b = span
     bounds = [(m.start() + a, m.end() + a) for m in re.finditer(r"\S+", text[a:b])]
     if len(bounds) <= RUN_ON_WORDS:
         return [span]
-    return [(bounds[i][0], bounds[min(i + WINDOW_WORDS, len(bounds)) - 1][1]) for i in range(0, len(bounds), WINDOW_WORDS)]
+    starts = list(range(0, len(bounds) - WINDOW_WORDS + 1, WINDOW_STRIDE))
+    if starts[-1] + WINDOW_WORDS < len(bounds):
+        starts.append(len(bounds) - WINDOW_WORDS)  # the last window ends at the span's end
+    return [(bounds[i][0], bounds[i + WINDOW_WORDS - 1][1]) for i in starts]
 
 
 def term_groups(key_terms: list[list[str]], point_text: str, question_text: str) -> list[list[tuple[str, ...]]]:

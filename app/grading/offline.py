@@ -18,7 +18,7 @@ import numpy as np
 
 from app.bank import RubricPoint
 from app.embeddings import Embedder, get_embedder
-from app.grading.features import FEATURES, AnswerUnits, PointFeatures, is_keyword_list, point_features, term_groups
+from app.grading.features import FEATURES, AnswerUnits, PointFeatures, point_features, term_groups
 from app.grading.guards import strip_instructions
 from app.grading.models import CriterionVerdict, Verdict
 from app.text import content_stems, sentences
@@ -116,7 +116,7 @@ class OfflineEngine:
         units = AnswerUnits.build(answer, strip_instructions(answer, sentences(answer)))
         question_stems = set(content_stems(question))
         # No credit for text that only repeats the question, nor for a bare list of terms (keyword stuffing).
-        usable = [bool(stems - question_stems) and not is_keyword_list(text) for text, stems in zip(units.unit_texts, units.unit_stems, strict=True)]
+        usable = [bool(stems - question_stems) and not units.keyword_list(i) for i, stems in enumerate(units.unit_stems)]
         vectors = self.embedder.encode([question] + [p.text for p in rubric] + units.unit_texts)
         question_vec, point_vecs, unit_vecs = vectors[0], vectors[1 : len(rubric) + 1], vectors[len(rubric) + 1 :]
         # Filler ("great question, communication is key") relates to neither the question nor any point;
