@@ -128,11 +128,16 @@ BLIND_SIZE = 5
 # A second blind sample, drawn the same way with a fresh seed after the chunking and context repairs were built,
 # as a generality check (reported separately; it was never tuned on).
 BLIND2_SEED = 20261123
+# A third, drawn after the decoding-loop redo and the grader's run-on windows were built. Those changes were made
+# while reading transcripts from the first two blind samples, so from then on only this one is blind. It is drawn
+# from the questions neither of them holds.
+BLIND3_SEED = 20261124
 
 
-def blind_answer_ids(question_ids: list[str], seed: int = BLIND_SEED, k: int = BLIND_SIZE) -> tuple[str, ...]:
-    """`k` bank question ids drawn with a fixed seed from those not in TESTED_ANSWER_IDS (sorted first: stable)."""
+def blind_answer_ids(question_ids: list[str], seed: int = BLIND_SEED, k: int = BLIND_SIZE,
+                     exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`k` bank question ids drawn with a fixed seed from those not in TESTED_ANSWER_IDS or `exclude` (sorted: stable)."""
     import random
 
-    pool = sorted(q for q in question_ids if q not in TESTED_ANSWER_IDS)
+    pool = sorted(q for q in question_ids if q not in TESTED_ANSWER_IDS and q not in exclude)
     return tuple(random.Random(seed).sample(pool, k))

@@ -10,7 +10,8 @@ one warm-up; the per-answer median is reported.
 Accuracy (issue #7), each with and without the domain-term repair (app.speech_terms):
 - WER over tests/fixtures/speech_sentences.txt, with the question hint and without any hint;
 - spoken-vs-typed offline score difference for the five tested model answers, a blind sample of five more
-  (drawn with `evals.speech_audio.BLIND_SEED`) and a second blind sample (`BLIND2_SEED`), and the share within 0.5;
+  (drawn with `evals.speech_audio.BLIND_SEED`), a second (`BLIND2_SEED`) and a third (`BLIND3_SEED`, the only one
+  still blind), and the share within 0.5;
 - every repair made on those transcripts, judged alone against what was said (word edit distance to the reference
   goes down: good, up: false, unchanged: neutral), by kind (non-word / context);
 - repairs made on the bank's typed model answers (must be none).
@@ -85,8 +86,10 @@ def measure_accuracy(bank: object) -> dict[str, object]:
     ids = [q.id for q in bank.questions]  # type: ignore[attr-defined]
     blind = sa.blind_answer_ids(ids)
     blind2 = sa.blind_answer_ids(ids, seed=sa.BLIND2_SEED)
+    blind3 = sa.blind_answer_ids(ids, seed=sa.BLIND3_SEED, exclude=blind + blind2)
     out: dict[str, object] = {"blind_seed": sa.BLIND_SEED, "blind_ids": list(blind),
-                              "blind2_seed": sa.BLIND2_SEED, "blind2_ids": list(blind2)}
+                              "blind2_seed": sa.BLIND2_SEED, "blind2_ids": list(blind2),
+                              "blind3_seed": sa.BLIND3_SEED, "blind3_ids": list(blind3)}
     judged: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -105,7 +108,8 @@ def measure_accuracy(bank: object) -> dict[str, object]:
                                  "without_hint": round(sa.wer(refs, plain), 4)}
         answers: dict[str, dict[str, object]] = {}
         sets = {**{q: "tested" for q in sa.TESTED_ANSWER_IDS}, **{q: "blind" for q in blind},
-                **{q: "blind2" for q in blind2 if q not in blind}}
+                **{q: "blind2" for q in blind2 if q not in blind},
+                **{q: "blind3" for q in blind3}}
         for qid, group in sets.items():
             text = bank.get(qid).model_answers[0].text  # type: ignore[attr-defined]
             samples = sa.espeak_samples(text, workdir)
@@ -124,7 +128,7 @@ def measure_accuracy(bank: object) -> dict[str, object]:
                     judged += judge_repairs(qid, text, t.text, grader.resolve(qid))
             answers[qid] = row
     for key in ("no_repair", "repair"):
-        for group in ("tested", "blind", "blind2"):
+        for group in ("tested", "blind", "blind2", "blind3"):
             deltas = [r[f"delta_{key}"] for r in answers.values() if r["set"] == group]
             out[f"within_{sa.SPOKEN_VS_TYPED_MAX}_{group}_{key}"] = f"{sum(abs(d) <= sa.SPOKEN_VS_TYPED_MAX for d in deltas)}/{len(deltas)}"  # type: ignore[arg-type]
     out["spoken_vs_typed"] = answers
