@@ -29,6 +29,14 @@ KNOWN_MISS = {
                             "points (P(correct) just over the partial threshold), and Whisper's 'L1, slash L2, "
                             "regularization' and 'chosen through validation' -> 'children through validation' push "
                             "both just under it",
+    "text-preprocessing-pipeline": "second blind sample; typed 4.5, spoken 3.8 (WER 0.41): espeak-ng reads the code "
+                                   "(a regex, str.split, token_pattern) symbol by symbol and tiny.en turns identifiers "
+                                   "into words ('scikit-learn' -> 'circuit-learn', 'lemmatise' -> 'dramatize')",
+    "explaining-ml-to-non-technical-stakeholder": "second blind sample; typed 2.4, spoken 3.0 (WER 0.10): the spoken "
+                                                  "sentence split gives 'I framed it in business terms' a sentence of "
+                                                  "its own, which earns partial credit the typed sentence does not",
+    "hypothesis-testing-p-values": "third blind sample; typed 4.3, spoken 3.3 (WER 0.18): tiny.en hears 'the p-value' "
+                                   "as 'the female' and 'the null' as 'the hell', so the p-value point loses its terms",
 }
 
 
@@ -245,19 +253,25 @@ def test_browser_formats_transcribe(fmt: str, spoken_dir: Path) -> None:
 
 @pytest.mark.slow
 @needs_espeak
-@pytest.mark.parametrize("slot", [*sa.TESTED_ANSWER_IDS, *(f"blind-{i}" for i in range(sa.BLIND_SIZE))])
+@pytest.mark.parametrize("slot", [*sa.TESTED_ANSWER_IDS,
+                                  *(f"{s}-{i}" for s in ("blind", "blind2", "blind3") for i in range(sa.BLIND_SIZE))])
 def test_spoken_model_answer_scores_like_the_typed_one(slot: str, spoken_dir: Path, bank_settings: Settings,
                                                        request: pytest.FixtureRequest,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """Issue #7: the five answers measured first, then a blind sample drawn with a fixed seed (sa.BLIND_SEED)."""
+    """Issue #7: the five answers measured first, then three samples drawn with fixed seeds (sa.BLIND*_SEED)."""
     from app.grading import Grader
 
     grader = Grader(bank_settings)
     qid = slot
-    if slot.startswith("blind-"):
-        qid = sa.blind_answer_ids([q.id for q in grader.bank.questions])[int(slot.split("-")[1])]
+    if slot.startswith("blind"):
+        ids = [q.id for q in grader.bank.questions]
+        blind, blind2 = sa.blind_answer_ids(ids), sa.blind_answer_ids(ids, seed=sa.BLIND2_SEED)
+        samples = {"blind": blind, "blind2": blind2,
+                   "blind3": sa.blind_answer_ids(ids, seed=sa.BLIND3_SEED, exclude=blind + blind2)}
+        name, index = slot.split("-")
+        qid = samples[name][int(index)]
     if qid in KNOWN_MISS:
-        request.applymarker(pytest.mark.xfail(reason=f"tiny.en mishears key terms: {KNOWN_MISS[qid]}", strict=False))
+        request.applymarker(pytest.mark.xfail(reason=f"measured miss: {KNOWN_MISS[qid]}", strict=False))
     answer = grader.bank.get(qid).model_answers[0].text
     wav = sa.write_audio(sa.espeak_samples(answer, spoken_dir), spoken_dir / f"{qid}.wav")
     spoken = transcribe(wav, grader.resolve(qid))

@@ -192,6 +192,8 @@ def run(
             "bullets_vs_prose_mean_abs_change": round(statistics.mean(formatting), 3),
             "bullets_vs_prose_max_abs_change": round(max(formatting), 2),
             "speech_errors_mean_change": round(statistics.mean(speech), 3),
+            # the signed mean lets gains cancel losses; the mean of the absolute change does not
+            "speech_errors_mean_abs_change": round(statistics.mean(abs(d) for d in speech), 3),
         },
         "robustness": {
             "injection_max_change": round(max(injection), 2),
