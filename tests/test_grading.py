@@ -247,3 +247,34 @@ def test_a_spoken_run_on_answer_keeps_the_credit_of_the_typed_one(bank_settings:
     augmentation = {v.point_id: v for v in spoken_card.verdicts}["data-augmentation"]
     assert augmentation.verdict is not Verdict.MISSING and augmentation.evidence in SPOKEN_LIMITED_LABELED_DATA
     assert abs(typed_card.score - spoken_card.score) <= 0.5, (typed_card.score, spoken_card.score)
+
+
+@pytest.mark.parametrize(("qid", "answer", "point_id"), [
+    ("precision-recall-f1", "Precision is the share of predicted positives that are truly positive. F1 is simply the "
+     "arithmetic average of the two, P plus R over 2, so a model with perfect precision and zero recall still gets a "
+     "respectable 0.5.", "f1-harmonic-mean"),
+    ("positional-encoding-methods", "RoPE adds a learned absolute position vector to each token embedding, so it "
+     "captures absolute positions rather than relative ones.", "rope"),
+])
+def test_a_stated_misconception_is_contradicted_and_named(bank_settings: Settings, qid: str, answer: str,
+                                                          point_id: str) -> None:
+    """A confidently wrong claim gets no credit, and the candidate sees which common mistake it reads as."""
+    grader = Grader(bank_settings)
+    verdict = {v.point_id: v for v in grader.grade(qid, answer, engine="offline").verdicts}[point_id]
+    wrong = next(p for p in grader.bank.get(qid).rubric if p.id == point_id).misconceptions
+    assert verdict.verdict is Verdict.CONTRADICTED and verdict.credit == 0
+    assert verdict.evidence and verdict.evidence in answer
+    assert verdict.note and any(m in verdict.note for m in wrong)
+
+
+def test_denying_a_misconception_is_not_flagged_and_model_answers_rarely_are(bank_settings: Settings) -> None:
+    grader = Grader(bank_settings)
+    denial = ("The p-value is the probability, assuming the null is true, of data at least as extreme as observed. "
+              "A p-value of 0.03 does not mean a 3 percent chance that the null is true.")
+    card = grader.grade("hypothesis-testing-p-values", denial, engine="offline")
+    assert not any(v.verdict is Verdict.CONTRADICTED for v in card.verdicts)
+    # Measured: 1 of the bank's 173 model answers has a sentence that reads as a misconception (learning-rate
+    # warmup); more than 2 would mean the rule has started to accuse correct answers.
+    flagged = [(q.id, v.point_id) for q in grader.bank.questions for m in q.model_answers
+               for v in grader.grade(q.id, m.text, engine="offline").verdicts if v.note and "misconception" in v.note]
+    assert len(flagged) <= 2, flagged

@@ -279,7 +279,7 @@ def test_spoken_model_answer_scores_like_the_typed_one(slot: str, spoken_dir: Pa
         print(f"\n{qid}: typed {typed_score:.1f}, spoken {spoken_score:.1f}, WER {sa.wer([answer], [spoken.text]):.3f}, "
               f"repairs {spoken.repairs}")
     assert delivery.words >= 0.9 * len(answer.split()) and 80 < delivery.wpm < 260  # no speech dropped
-    assert abs(typed_score - spoken_score) <= SPOKEN_VS_TYPED_MAX, (qid, typed_score, spoken_score)
+    assert round(abs(typed_score - spoken_score), 2) <= SPOKEN_VS_TYPED_MAX, (qid, typed_score, spoken_score)  # 4.4 - 3.9 is 0.5000000000000004
 
 
 def test_a_looping_segment_is_decoded_again_and_a_clean_one_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,6 +27,17 @@ MAX_EVIDENCE_CHARS = 320
 # A sentence whose best cosine to the question and every rubric point is below this is filler. MiniLM puts
 # unrelated sentences at 0.0-0.2 and on-topic ones at 0.35 and above.
 FILLER_SIM = 0.25
+# A point is contradicted when its best sentence reads as one of the point's listed misconceptions: at least
+# MISCONCEPTION_SIM to it (plainly about the same claim), nearer to it than to the point by more than
+# MISCONCEPTION_MARGIN, and using MISCONCEPTION_WORDS more of the misconception's own words than of the point's.
+# MiniLM cannot read a denial ("does not mean a 3% chance the null is true"); the word condition keeps correct
+# answers safe. On the ladders' written answers (held-out folds) contradicted verdicts go from 1 to 16 of the 133
+# truly contradicted points and from 6 to 10 of the 613 correctly covered ones, ordering 0.934 -> 0.947; one of
+# the bank's 173 model answers is flagged. Without the word condition ordering reached 0.951, but 7 of 40 typed
+# and spoken model answers were told they stated a misconception (`python -m evals.grading.misconception_rule`).
+MISCONCEPTION_SIM = 0.5
+MISCONCEPTION_MARGIN = 0.1
+MISCONCEPTION_WORDS = 2
 _TERM_RECALL = FEATURES.index("term_recall")
 
 
@@ -145,6 +156,22 @@ class OfflineEngine:
             # Small length-sorted batches: measured faster than 64 or 128 on 2 CPU cores (less padding).
             self.embedder.encode(sorted(set(texts), key=len), batch_size=16)
 
+    def misconception(self, point: RubricPoint, sentence: str) -> str | None:
+        """The point's listed misconception this sentence reads as, if any (see MISCONCEPTION_MARGIN)."""
+        if not point.misconceptions:
+            return None
+        vectors = self.embedder.encode([point.text, *point.misconceptions, sentence])
+        to_point, to_wrong = float(vectors[0] @ vectors[-1]), vectors[1:-1] @ vectors[-1]
+        k = int(np.argmax(to_wrong))
+        if to_wrong[k] < MISCONCEPTION_SIM or to_wrong[k] - to_point <= MISCONCEPTION_MARGIN:
+            return None
+        # Cosine cannot see a denial or a contrast, so the sentence must also use more of the misconception's
+        # own words (those the point does not use) than of the point's own words.
+        said, right, wrong = set(content_stems(sentence)), set(content_stems(point.text)), set(content_stems(point.misconceptions[k]))
+        if len(said & (wrong - right)) - len(said & (right - wrong)) < MISCONCEPTION_WORDS:
+            return None
+        return point.misconceptions[k]
+
     def judge(self, question: str, rubric: list[RubricPoint], answer: str) -> list[CriterionVerdict]:
         """One verdict per rubric point, with the best-supporting sentence of the answer as evidence."""
         units, feats = self.features(question, rubric, answer)
@@ -155,6 +182,11 @@ class OfflineEngine:
             note = None
             if fails_key_terms(point, f.values) and verdict in (Verdict.COVERED, Verdict.PARTIAL):
                 verdict, credit, note = Verdict.MISSING, 0.0, "none of this point's key terms were used"
+            elif verdict in (Verdict.COVERED, Verdict.PARTIAL) and f.best_unit >= 0:
+                wrong = self.misconception(point, units.unit_texts[f.best_unit])
+                if wrong:
+                    verdict, credit = Verdict.CONTRADICTED, 0.0
+                    note = f"this reads closer to a common misconception than to the point: {wrong}"
             evidence = _evidence(answer, units.unit_spans[f.best_unit]) if f.best_unit >= 0 and verdict is not Verdict.MISSING else None
             out.append(
                 CriterionVerdict(
