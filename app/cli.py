@@ -588,6 +588,11 @@ def datetime_slug() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+# typer 0.29 raises its own vendored copy of click's exceptions, which the click package's classes do not catch:
+# without both, "mockml grade -q ID 'an answer'" (the answer without -a) printed a traceback.
+_USAGE_ERRORS: tuple[type[Exception], ...] = (click.exceptions.UsageError, typer.BadParameter.__mro__[1])
+
+
 def main() -> None:
     """Entry point: run the CLI, turning our errors into one line and exit code 2 for bad input."""
     command = typer.main.get_command(cli)
@@ -598,10 +603,10 @@ def main() -> None:
         pass  # not a text stream we can reconfigure (tests, embedding)
     try:
         code = command.main(prog_name="mockml", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         sys.exit(130)
     except MockmlError as exc:

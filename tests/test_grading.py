@@ -203,6 +203,14 @@ def test_cli_grade_bad_input_exits_2_with_one_line(tiny_settings: Settings) -> N
         assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error:"), result.stderr
 
 
+def test_cli_usage_mistakes_get_usage_help_not_a_traceback(tiny_settings: Settings) -> None:
+    """The answer given without -a, or an unknown option: a short usage message and exit code 2."""
+    for args in (["grade", "-q", QID, "Bias is error from wrong assumptions."], ["grade", "--no-such-option"]):
+        result = _run_cli(*args, env_settings=tiny_settings)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "Usage:" in result.stderr, result.stderr
+
+
 def test_cli_batch_streams_in_order_with_error_objects(tiny_settings: Settings, tmp_path: Path) -> None:
     lines = [
         json.dumps({"id": "a", "question": QID, "answer": FULL}),
@@ -265,6 +273,7 @@ def test_a_stated_misconception_is_contradicted_and_named(bank_settings: Setting
     assert verdict.verdict is Verdict.CONTRADICTED and verdict.credit == 0
     assert verdict.evidence and verdict.evidence in answer
     assert verdict.note and any(m in verdict.note for m in wrong)
+    assert any(verdict.note in gap for gap in grader.grade(qid, answer, engine="offline").gaps)  # shown, not buried
 
 
 def test_denying_a_misconception_is_not_flagged_and_model_answers_rarely_are(bank_settings: Settings) -> None:

@@ -31,7 +31,7 @@ def _summarise(verdicts: list[CriterionVerdict]) -> tuple[list[str], list[str], 
     strengths = [v.point for v in sorted(verdicts, key=lambda v: -v.weight) if v.verdict is Verdict.COVERED]
     unmet = sorted((v for v in verdicts if v.verdict is not Verdict.COVERED), key=lambda v: (-v.weight, v.credit))
     gaps = [
-        (f"Contradicted: {v.point}" if v.verdict is Verdict.CONTRADICTED else
+        (f"Contradicted: {v.point}" + (f" ({v.note})" if v.note else "") if v.verdict is Verdict.CONTRADICTED else
          f"Only partly: {v.point}" if v.verdict is Verdict.PARTIAL else v.point)
         for v in unmet
     ]
