@@ -76,9 +76,9 @@ class RubricPoint(_Strict):
     key_terms: tuple[str, ...] = ()
     # Wrong versions of this claim that candidates commonly give, in a candidate's words. The whole-rubric
     # LLM prompt shows them (a named wrong version is easier to recognise than "anything wrong"), and the
-    # report lists them beside the points a candidate missed. Not used by the offline grader (MiniLM puts a
-    # correct sentence as near a misconception as its wrong twin) nor by the one-point prompt for small
-    # local models (they graded worse with them); both measured in issue #4. Never indexed for retrieval.
+    # report lists them beside the points a candidate missed. The offline grader contradicts a point whose best
+    # sentence reads as one (`OfflineEngine.misconception`). Not shown to the one-point prompt for small local
+    # models (they graded worse with them; measured in issue #4). Never indexed for retrieval.
     misconceptions: tuple[Annotated[str, Field(min_length=20, max_length=300)], ...] = Field(default=(), max_length=3)
 
     def term_alternatives(self) -> list[list[str]]:

@@ -26,15 +26,18 @@ ENGINES = ("offline", "llm", "local")
 FALLBACK_NOTE = "the language model failed"  # how a scorecard's note about an offline fallback starts
 
 
+def _gap(v: CriterionVerdict) -> str:
+    """One unmet point as the candidate reads it; a contradiction says what it was taken for."""
+    if v.verdict is Verdict.CONTRADICTED:
+        return f"Contradicted: {v.point}" + (f" ({v.note})" if v.note else "")
+    return f"Only partly: {v.point}" if v.verdict is Verdict.PARTIAL else v.point
+
+
 def _summarise(verdicts: list[CriterionVerdict]) -> tuple[list[str], list[str], str]:
     """Strengths, gaps and one concrete improvement, from the verdicts."""
     strengths = [v.point for v in sorted(verdicts, key=lambda v: -v.weight) if v.verdict is Verdict.COVERED]
     unmet = sorted((v for v in verdicts if v.verdict is not Verdict.COVERED), key=lambda v: (-v.weight, v.credit))
-    gaps = [
-        (f"Contradicted: {v.point}" + (f" ({v.note})" if v.note else "") if v.verdict is Verdict.CONTRADICTED else
-         f"Only partly: {v.point}" if v.verdict is Verdict.PARTIAL else v.point)
-        for v in unmet
-    ]
+    gaps = [_gap(v) for v in unmet]
     if not unmet:
         improvement = "Every rubric point is covered: tighten the answer and add a concrete example or trade-off."
     else:
