@@ -51,6 +51,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(\[]?[A-Za-z0-9])|\n\s*[-*•]
 
 
 _ABBREVIATION = re.compile(r"\b(e\.g|i\.e|vs|etc|approx|cf|Dr|Mr|Ms)\.$", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"\s*[,;:\u2014\u2013]\s*")
+CLAUSE_MIN_WORDS = 3  # a shorter piece ("In practice", "Honestly") cannot carry a claim of its own
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -74,3 +76,15 @@ def sentences(text: str) -> list[tuple[int, int]]:
         else:
             out.append((a, b))
     return out
+
+
+def clauses(sentence: str) -> list[str]:
+    """The pieces of a sentence between commas, semicolons, colons and dashes that could carry a claim.
+
+    A sentence that is right in one clause and wrong in the next ("RAG retrieves documents and adds them to the
+    prompt, but it is really the tool for changing tone") reads as neither when embedded whole; its clauses do.
+    Returns the sentence itself when no piece has CLAUSE_MIN_WORDS words.
+    """
+    pieces = [p for p in _CLAUSE_BREAK.split(sentence) if len(p.split()) >= CLAUSE_MIN_WORDS]
+    return pieces or [sentence]
+

@@ -35,3 +35,11 @@ def test_a_spoken_enumeration_is_not_a_keyword_list_but_a_long_bare_list_is() ->
                          "regularization", "more data", "bagging", "learning curves"] * 3)
     units = AnswerUnits.build(stuffed)
     assert len(units.unit_texts) > 1 and all(units.keyword_list(i) for i in range(len(units.unit_texts)))
+
+
+def test_a_sentence_splits_into_clauses_that_can_carry_a_claim() -> None:
+    from app.text import clauses
+
+    sentence = "In practice, RAG retrieves documents and adds them to the prompt; it is really the tool for changing tone"
+    assert clauses(sentence) == ["RAG retrieves documents and adds them to the prompt", "it is really the tool for changing tone"]
+    assert clauses("Yes, exactly.") == ["Yes, exactly."]  # no piece long enough to be a claim: the sentence itself

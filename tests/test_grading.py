@@ -263,6 +263,12 @@ def test_a_spoken_run_on_answer_keeps_the_credit_of_the_typed_one(bank_settings:
      "respectable 0.5.", "f1-harmonic-mean"),
     ("positional-encoding-methods", "RoPE adds a learned absolute position vector to each token embedding, so it "
      "captures absolute positions rather than relative ones.", "rope"),
+    # A right clause and a wrong one in the same sentence: embedded whole, each of these read as the point (covered,
+    # 0.88 and 0.78 credit); compared clause by clause, the wrong claim is found.
+    ("rag-vs-fine-tuning", "Fine-tuning bakes the facts into the weights, so the model then recalls them reliably, never "
+     "hallucinates them, and can tell you which source document each answer came from.", "facts-in-weights"),
+    ("mlops-practices", "Once a model has passed offline validation and been deployed, its accuracy stays fixed, so "
+     "production monitoring is mostly unnecessary.", "production-monitoring"),
 ])
 def test_a_stated_misconception_is_contradicted_and_named(bank_settings: Settings, qid: str, answer: str,
                                                           point_id: str) -> None:

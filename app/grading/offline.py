@@ -21,7 +21,7 @@ from app.embeddings import Embedder, get_embedder
 from app.grading.features import FEATURES, AnswerUnits, PointFeatures, point_features, term_groups
 from app.grading.guards import strip_instructions
 from app.grading.models import CriterionVerdict, Verdict
-from app.text import content_stems, sentences
+from app.text import clauses, content_stems, sentences
 
 MAX_EVIDENCE_CHARS = 320
 # A sentence whose best cosine to the question and every rubric point is below this is filler. MiniLM puts
@@ -160,12 +160,18 @@ class OfflineEngine:
         """The point's listed misconception this sentence reads as, if any (see MISCONCEPTION_MARGIN)."""
         if not point.misconceptions:
             return None
-        vectors = self.embedder.encode([point.text, *point.misconceptions, sentence])
-        to_point, to_wrong = float(vectors[0] @ vectors[-1]), vectors[1:-1] @ vectors[-1]
-        k = int(np.argmax(to_wrong))
-        if to_wrong[k] < MISCONCEPTION_SIM or to_wrong[k] - to_point <= MISCONCEPTION_MARGIN:
+        pieces = clauses(sentence)
+        vectors = self.embedder.encode([point.text, *point.misconceptions, *pieces])
+        point_vec, wrong_vecs, piece_vecs = vectors[0], vectors[1 : len(point.misconceptions) + 1], vectors[len(point.misconceptions) + 1 :]
+        # The clause that leans furthest from the point towards a misconception: a wrong claim is often one clause
+        # of a sentence whose other clause restates the point correctly.
+        to_wrong = piece_vecs @ wrong_vecs.T  # (clauses, misconceptions)
+        lean = to_wrong.max(axis=1) - piece_vecs @ point_vec
+        c = int(np.argmax(lean))
+        k = int(np.argmax(to_wrong[c]))
+        if to_wrong[c, k] < MISCONCEPTION_SIM or lean[c] <= MISCONCEPTION_MARGIN:
             return None
-        # Cosine cannot see a denial or a contrast, so the sentence must also use more of the misconception's
+        # Cosine cannot see a denial or a contrast, so the whole sentence must also use more of the misconception's
         # own words (those the point does not use) than of the point's own words.
         said, right, wrong = set(content_stems(sentence)), set(content_stems(point.text)), set(content_stems(point.misconceptions[k]))
         if len(said & (wrong - right)) - len(said & (right - wrong)) < MISCONCEPTION_WORDS:

@@ -22,6 +22,7 @@ import argparse
 import statistics
 from collections import Counter
 
+from app import text
 from app.grading import Grader, Verdict
 from app.grading import offline
 from app.runtime import get_bank
@@ -37,10 +38,13 @@ def main() -> None:
                         help="how much nearer the misconception than the point (default: the shipped margin)")
     parser.add_argument("--words", type=int, default=offline.MISCONCEPTION_WORDS,
                         help="how many more of the misconception's own words than the point's the sentence must use")
+    parser.add_argument("--clause-words", type=int, default=text.CLAUSE_MIN_WORDS,
+                        help="shortest piece of a sentence compared on its own (a huge number compares whole sentences)")
     parser.add_argument("--off", action="store_true", help="grade without the rule")
     args = parser.parse_args()
     offline.MISCONCEPTION_MARGIN = float("inf") if args.off else args.margin
     offline.MISCONCEPTION_WORDS = args.words
+    text.CLAUSE_MIN_WORDS = args.clause_words
     grader = Grader()
     ladders = load(get_bank())
     per_question = held_out_graders(grader)
@@ -61,7 +65,7 @@ def main() -> None:
                     total[truth] += 1
                     flagged[truth] += v.verdict is Verdict.CONTRADICTED
     qids = [l.question.id for l in ladders]
-    print(f"margin {offline.MISCONCEPTION_MARGIN}, words {args.words}: contradicted verdicts on " + ", ".join(f"{flagged[k]} of {total[k]} {k}" for k in ("contradicted", "covered", "neither")))
+    print(f"margin {offline.MISCONCEPTION_MARGIN}, words {args.words}, clause words {args.clause_words}: contradicted verdicts on " + ", ".join(f"{flagged[k]} of {total[k]} {k}" for k in ("contradicted", "covered", "neither")))
     print("pairwise ordering", ordering(ladders, lambda q, k: scores[(q, k)])["pairwise_ordering"])
     print("paraphrase mean change", round(statistics.mean(abs(scores[(q, "paraphrase")] - scores[(q, "model")]) for q in qids), 3))
 
