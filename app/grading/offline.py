@@ -27,14 +27,15 @@ MAX_EVIDENCE_CHARS = 320
 # A sentence whose best cosine to the question and every rubric point is below this is filler. MiniLM puts
 # unrelated sentences at 0.0-0.2 and on-topic ones at 0.35 and above.
 FILLER_SIM = 0.25
-# A point is contradicted when its best sentence reads as one of the point's listed misconceptions: at least
-# MISCONCEPTION_SIM to it (plainly about the same claim), nearer to it than to the point by more than
-# MISCONCEPTION_MARGIN, and using MISCONCEPTION_WORDS more of the misconception's own words than of the point's.
-# MiniLM cannot read a denial ("does not mean a 3% chance the null is true"); the word condition keeps correct
-# answers safe. On the ladders' written answers (held-out folds) contradicted verdicts go from 1 to 16 of the 133
-# truly contradicted points and from 6 to 10 of the 613 correctly covered ones, ordering 0.934 -> 0.947; one of
-# the bank's 173 model answers is flagged. Without the word condition ordering reached 0.951, but 7 of 40 typed
-# and spoken model answers were told they stated a misconception (`python -m evals.grading.misconception_rule`).
+# A point is contradicted when a clause of its best sentence reads as one of the point's listed misconceptions: at
+# least MISCONCEPTION_SIM to it (plainly about the same claim) and nearer to it than to the point by more than
+# MISCONCEPTION_MARGIN; and the sentence uses MISCONCEPTION_WORDS more of the misconception's own words than of the
+# point's. MiniLM cannot read a denial ("does not mean a 3% chance the null is true"); the word condition keeps
+# correct answers safe. On the ladders' written answers (held-out folds) contradicted verdicts go from 1 to 19 of the
+# 133 truly contradicted points and from 6 to 8 of the 613 correctly covered ones, ordering 0.934 -> 0.9513; one of
+# the bank's 173 model answers is flagged. Whole sentences instead of clauses: 16 and 10, ordering 0.947. Without the
+# word condition ordering reached 0.951, but 7 of 40 typed and spoken model answers were told they stated a
+# misconception (`python -m evals.grading.misconception_rule`).
 MISCONCEPTION_SIM = 0.5
 MISCONCEPTION_MARGIN = 0.1
 MISCONCEPTION_WORDS = 2

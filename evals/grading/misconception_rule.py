@@ -1,19 +1,21 @@
 """How the offline engine's misconception rule trades caught contradictions against false flags.
 
-The rule (`app.grading.offline.MISCONCEPTION_*`): a point is contradicted when its best sentence is at least
-MISCONCEPTION_SIM to one of the point's listed misconceptions, nearer to it than to the point by more than the
-margin, and uses at least `words` more of the misconception's own words than of the point's. This script grades
-every ladder with a given margin and word count (held-out calibration folds, as
+The rule (`app.grading.offline.MISCONCEPTION_*`): a point is contradicted when a clause of its best sentence is at
+least MISCONCEPTION_SIM to one of the point's listed misconceptions and nearer to it than to the point by more than
+the margin, and the sentence uses at least `words` more of the misconception's own words than of the point's. This
+script grades every ladder with a given margin, word count and clause cut (held-out calibration folds, as
 `mockml eval grading` does) and prints how many truly contradicted and how many correctly covered points the
 rule flags, with the ordering and paraphrase metrics.
 
-    python -m evals.grading.misconception_rule                  # the shipped rule
-    python -m evals.grading.misconception_rule --words 1        # a looser word condition
-    python -m evals.grading.misconception_rule --off            # the engine without the rule
+    python -m evals.grading.misconception_rule                      # the shipped rule
+    python -m evals.grading.misconception_rule --words 1            # a looser word condition
+    python -m evals.grading.misconception_rule --clause-words 1000  # whole sentences instead of clauses
+    python -m evals.grading.misconception_rule --off                # the engine without the rule
 
 Measured on this bank (587 points with misconceptions), contradicted verdicts on the written answers: with the
-shipped rule (margin 0.1, 2 words), 16 of 133 truly contradicted points and 10 of 613 correctly covered ones
-(ordering 0.947, paraphrase change 0.38); with 1 word, 22 and 17 (0.9499); without the rule, 1 and 6 (0.934).
+shipped rule (margin 0.1, 2 words, clauses of 3+ words), 19 of 133 truly contradicted points and 8 of 613 correctly
+covered ones (ordering 0.9513, paraphrase change 0.371); clauses of 4+ words 18 and 8 (0.9484); whole sentences 16
+and 10 (0.947); 1 word 25 and 13 (0.9527); without the rule, 1 and 6 (0.934).
 """
 
 from __future__ import annotations
