@@ -159,7 +159,12 @@ class OfflineEngine:
 
     def misconception(self, point: RubricPoint, sentence: str) -> str | None:
         """The point's listed misconception this sentence reads as, if any (see MISCONCEPTION_MARGIN)."""
-        if not point.misconceptions:
+        # Cosine cannot see a denial or a contrast, so the whole sentence must also use more of a misconception's own
+        # words (those the point does not use) than of the point's own words. Checked first: it is cheap, and most
+        # sentences fail it for every misconception, which spares embedding their clauses.
+        said, right = set(content_stems(sentence)), set(content_stems(point.text))
+        wrong_words = [set(content_stems(m)) for m in point.misconceptions]
+        if not any(len(said & (w - right)) - len(said & (right - w)) >= MISCONCEPTION_WORDS for w in wrong_words):
             return None
         pieces = clauses(sentence)
         vectors = self.embedder.encode([point.text, *point.misconceptions, *pieces])
@@ -172,10 +177,8 @@ class OfflineEngine:
         k = int(np.argmax(to_wrong[c]))
         if to_wrong[c, k] < MISCONCEPTION_SIM or lean[c] <= MISCONCEPTION_MARGIN:
             return None
-        # Cosine cannot see a denial or a contrast, so the whole sentence must also use more of the misconception's
-        # own words (those the point does not use) than of the point's own words.
-        said, right, wrong = set(content_stems(sentence)), set(content_stems(point.text)), set(content_stems(point.misconceptions[k]))
-        if len(said & (wrong - right)) - len(said & (right - wrong)) < MISCONCEPTION_WORDS:
+        w = wrong_words[k]
+        if len(said & (w - right)) - len(said & (right - w)) < MISCONCEPTION_WORDS:
             return None
         return point.misconceptions[k]
 
