@@ -1,4 +1,4 @@
-"""Small text utilities shared by retrieval and grading: tokens, stems and sentences."""
+"""Small text utilities shared by retrieval and grading: tokens, stems, sentences and clauses."""
 
 from __future__ import annotations
 
@@ -87,4 +87,3 @@ def clauses(sentence: str) -> list[str]:
     """
     pieces = [p for p in _CLAUSE_BREAK.split(sentence) if len(p.split()) >= CLAUSE_MIN_WORDS]
     return pieces or [sentence]
-

@@ -1,8 +1,9 @@
-"""How the offline grader cuts an answer into units: pure text functions, no model needed."""
+"""How the offline grader cuts an answer into units and clauses: pure text functions, no model needed."""
 
 from __future__ import annotations
 
 from app.grading.features import RUN_ON_WORDS, WINDOW_STRIDE, WINDOW_WORDS, AnswerUnits, split_run_on
+from app.text import clauses
 
 SPOKEN_ENUMERATION = (  # a Whisper transcript: commas where the typed answer had dashes and colons, no full stop
     "Second, data augmentation, for text, back-translation, synonym replacement, sentence shuffling, for images, "
@@ -38,8 +39,6 @@ def test_a_spoken_enumeration_is_not_a_keyword_list_but_a_long_bare_list_is() ->
 
 
 def test_a_sentence_splits_into_clauses_that_can_carry_a_claim() -> None:
-    from app.text import clauses
-
     sentence = "In practice, RAG retrieves documents and adds them to the prompt; it is really the tool for changing tone"
     assert clauses(sentence) == ["RAG retrieves documents and adds them to the prompt", "it is really the tool for changing tone"]
     assert clauses("Yes, exactly.") == ["Yes, exactly."]  # no piece long enough to be a claim: the sentence itself

@@ -159,12 +159,15 @@ class OfflineEngine:
 
     def misconception(self, point: RubricPoint, sentence: str) -> str | None:
         """The point's listed misconception this sentence reads as, if any (see MISCONCEPTION_MARGIN)."""
-        # Cosine cannot see a denial or a contrast, so the whole sentence must also use more of a misconception's own
+        # Cosine cannot see a denial or a contrast, so the whole sentence must also use more of the misconception's own
         # words (those the point does not use) than of the point's own words. Checked first: it is cheap, and most
         # sentences fail it for every misconception, which spares embedding their clauses.
         said, right = set(content_stems(sentence)), set(content_stems(point.text))
-        wrong_words = [set(content_stems(m)) for m in point.misconceptions]
-        if not any(len(said & (w - right)) - len(said & (right - w)) >= MISCONCEPTION_WORDS for w in wrong_words):
+        word_lean: list[int] = []
+        for wrong in point.misconceptions:
+            own = set(content_stems(wrong))
+            word_lean.append(len(said & (own - right)) - len(said & (right - own)))
+        if max(word_lean, default=0) < MISCONCEPTION_WORDS:
             return None
         pieces = clauses(sentence)
         vectors = self.embedder.encode([point.text, *point.misconceptions, *pieces])
@@ -175,10 +178,7 @@ class OfflineEngine:
         lean = to_wrong.max(axis=1) - piece_vecs @ point_vec
         c = int(np.argmax(lean))
         k = int(np.argmax(to_wrong[c]))
-        if to_wrong[c, k] < MISCONCEPTION_SIM or lean[c] <= MISCONCEPTION_MARGIN:
-            return None
-        w = wrong_words[k]
-        if len(said & (w - right)) - len(said & (right - w)) < MISCONCEPTION_WORDS:
+        if to_wrong[c, k] < MISCONCEPTION_SIM or lean[c] <= MISCONCEPTION_MARGIN or word_lean[k] < MISCONCEPTION_WORDS:
             return None
         return point.misconceptions[k]
 
