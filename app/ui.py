@@ -44,6 +44,9 @@ CSS = """
 .mockml-badge { color: white; border-radius: 4px; padding: 1px 6px; font-size: 0.85em; white-space: nowrap; }
 .mockml-hit { border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px 12px; margin-bottom: 8px; }
 .mockml-meta { color: #6b7280; font-size: 0.9em; }
+/* Gradio breaks highlighted text anywhere (word-break: break-all), which split words and the verdict labels. */
+#g-highlight .token, #g-highlight .text { word-break: normal; overflow-wrap: break-word; }
+#g-highlight .label { white-space: nowrap; }
 """
 
 

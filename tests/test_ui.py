@@ -188,6 +188,10 @@ def test_grade_shows_verdicts_and_evidence(page: object) -> None:
     assert any(q and q in ANSWER + " " + XSS for q in quotes), quotes
     assert page.locator("#g-highlight").get_by_text(re.compile("underfits|overfits")).count()  # type: ignore[attr-defined]
     assert page.evaluate("typeof window.__xss") == "undefined"  # type: ignore[attr-defined]
+    # Words and verdict labels wrap whole: Gradio's default (word-break: break-all) printed "COVERE" / "D".
+    style = page.evaluate("""() => [getComputedStyle(document.querySelector('#g-highlight .token')).wordBreak,
+                                   getComputedStyle(document.querySelector('#g-highlight .label')).whiteSpace]""")  # type: ignore[attr-defined]
+    assert style == ["normal", "nowrap"], style
     shot(page, "grade")
 
 
