@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     port: int = Field(default=7860, ge=1, le=65535)
     auth: SecretStr | None = Field(default=None, description="user:password to require a login in the browser app")
     max_answer_chars: int = Field(default=20_000, gt=0)
+    embedding_backend: str = Field(default="onnx", pattern=r"^(onnx|torch)$", description="onnx, or torch (sentence-transformers)")
 
     @field_validator("data_dir", "knowledge_dir", "seeds_dir", "local_model_path", mode="after")
     @classmethod
