@@ -127,7 +127,7 @@ def term_groups(key_terms: list[list[str]], point_text: str, question_text: str)
 def _mentions(stems: set[str], joined: str, alt: tuple[str, ...]) -> bool:
     if len(alt) == 1:
         # a prefix form such as "memoriz" matches memorize/memorization through the stem
-        return alt[0] in stems or any(s.startswith(alt[0]) for s in stems if len(alt[0]) >= 5)
+        return alt[0] in stems or (len(alt[0]) >= 5 and any(s.startswith(alt[0]) for s in stems))
     return " ".join(alt) in joined or all(a in stems for a in alt)
 
 
