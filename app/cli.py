@@ -265,7 +265,7 @@ def _grade_audio(grader: Any, question: str, audio: Path, reference: str | None,
     check_audio_file(audio)  # bad audio fails fast, before the bank and models load
     transcript = transcribe(audio, grader.resolve(question, reference))
     delivery = analyse_delivery(transcript)
-    card = grader.grade(question, transcript.text, reference, engine)  # the grader sees the words only
+    card = grader.grade(question, transcript.text, reference, engine, spoken=True)  # the grader sees the words only
     if as_json:
         _print_json({**card.model_dump(mode="json"), "transcript": transcript.model_dump(mode="json"),
                      "delivery": delivery.model_dump(mode="json")})

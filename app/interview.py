@@ -139,8 +139,8 @@ class Interviewer:
         last = [t for t in session.turns if t.speaker is Speaker.INTERVIEWER][-1:]
         return self._reply(session, last)
 
-    def respond(self, session_id: str, text: str) -> Reply:
-        """Handle the candidate's input in the session's current phase."""
+    def respond(self, session_id: str, text: str, spoken: bool = False) -> Reply:
+        """Handle the candidate's input in the session's current phase (`spoken`: a transcript of a recording)."""
         session = self.store.load_session(session_id)  # type: ignore[attr-defined]
         if session.phase is Phase.DONE:
             raise BadInput("this interview is finished: start a new one, or open its report")
@@ -162,15 +162,15 @@ class Interviewer:
             return self._reply(session, self._next_question(session))
         if not text:
             raise BadInput("the answer is empty: type your answer, or /skip to move on")
-        return self._answer(session, text)
+        return self._answer(session, text, spoken)
 
     # ---- phases ---------------------------------------------------------------------------------
 
-    def _answer(self, session: Session, text: str) -> Reply:
+    def _answer(self, session: Session, text: str, spoken: bool = False) -> Reply:
         question = self.bank.get(session.plan[session.current])
         probe = self._open_follow_up(session)
         session.phase = Phase.GRADE
-        card = self.grader.grade(question.id, text, engine=session.config.engine)
+        card = self.grader.grade(question.id, text, engine=session.config.engine, spoken=spoken)
         notes = [n for n in card.notes if n.startswith(FALLBACK_NOTE)]
         self._hear(session, TurnKind.ANSWER, text, question_id=question.id, scorecard=card,
                    follow_up_of=probe.index if probe else None, target_point=probe.target_point if probe else None)

@@ -257,6 +257,32 @@ def test_a_spoken_run_on_answer_keeps_the_credit_of_the_typed_one(bank_settings:
     assert abs(typed_card.score - spoken_card.score) <= 0.5, (typed_card.score, spoken_card.score)
 
 
+# Heard by Whisper as two sentences; the model answer writes them as one ("...imbalanced datasets — instead I use ...").
+SPOKEN_NO_ACCURACY = ("At the evaluation level, I never use accuracy as a metric for imbalance data sets. Instead, I use "
+                      "precision recall AUC, F1, or Matthews correlation coefficient, which are more informative.")
+
+
+def test_a_transcript_point_split_by_a_heard_full_stop_is_credited(bank_settings: Settings) -> None:
+    """A recogniser's full stop is a pause, not the end of a claim: graded as spoken, the two sentences read together.
+
+    Written answers keep sentence-by-sentence grading (pairs let padding beat a partial answer in the grading eval).
+    """
+    grader = Grader(bank_settings)
+    spoken = grader.grade("class-imbalance", SPOKEN_NO_ACCURACY, engine="offline", spoken=True)
+    point = {v.point_id: v for v in spoken.verdicts}["no-accuracy"]
+    assert point.verdict is Verdict.COVERED and point.evidence and point.evidence in SPOKEN_NO_ACCURACY
+    assert "accuracy" in point.evidence and "precision" in point.evidence  # the quote spans both sentences
+    assert any("speech transcript" in n for n in spoken.notes)
+    written = grader.grade("class-imbalance", SPOKEN_NO_ACCURACY, engine="offline")
+    assert {v.point_id: v for v in written.verdicts}["no-accuracy"].verdict is Verdict.MISSING
+    assert not any("speech transcript" in n for n in written.notes)
+    # Joining never costs a point the sentence reading gives (a joined pair can pull in a neighbour's negation).
+    for qid, text in (("class-imbalance", SPOKEN_NO_ACCURACY), ("limited-labeled-data", SPOKEN_LIMITED_LABELED_DATA)):
+        as_written = grader.grade(qid, text, engine="offline").verdicts
+        as_spoken = grader.grade(qid, text, engine="offline", spoken=True).verdicts
+        assert all(s.credit >= w.credit for s, w in zip(as_spoken, as_written, strict=True)), qid
+
+
 @pytest.mark.parametrize(("qid", "answer", "point_id"), [
     ("precision-recall-f1", "Precision is the share of predicted positives that are truly positive. F1 is simply the "
      "arithmetic average of the two, P plus R over 2, so a model with perfect precision and zero recall still gets a "

@@ -95,6 +95,18 @@ def test_coach_mode_gives_feedback_and_a_model_answer(tiny_settings: Settings) -
     assert reply.scorecard is not None
 
 
+def test_a_spoken_answer_is_graded_as_a_transcript_and_a_typed_one_is_not(tiny_settings: Settings) -> None:
+    """The microphone path says so to the grader (adjacent sentences read together), and the scorecard says so too."""
+    interviewer = make(tiny_settings)
+    notes = []
+    for spoken in (False, True):
+        reply = interviewer.start("dan", SessionConfig(level=Level.JUNIOR, questions=1, mode=Mode.COACH))
+        reply = interviewer.respond(reply.session_id, ANSWERS[reply.turns[-1].question_id], spoken=spoken)
+        assert reply.scorecard is not None
+        notes.append(" ".join(reply.scorecard.notes))
+    assert "speech transcript" not in notes[0] and "speech transcript" in notes[1]
+
+
 def test_commands_skip_repeat_hint_end(tiny_settings: Settings) -> None:
     interviewer = make(tiny_settings)
     reply = interviewer.start("carol", SessionConfig(level=Level.JUNIOR, questions=3))

@@ -24,6 +24,8 @@ __all__ = ["Grader", "Scorecard", "CriterionVerdict", "Verdict", "grade"]
 log = logging.getLogger("mockml.grading")
 ENGINES = ("offline", "llm", "local")
 FALLBACK_NOTE = "the language model failed"  # how a scorecard's note about an offline fallback starts
+SPOKEN_NOTE = ("graded as a speech transcript: its full stops are where the recogniser heard pauses, so adjacent "
+               "sentences were also read together")
 
 
 def _gap(v: CriterionVerdict) -> str:
@@ -119,8 +121,13 @@ class Grader:
             self.bank.get(question)  # looks like an id: an unknown one is a typo, not a question to grade
         return resolve(question, reference, self.bank, self._search)
 
-    def grade(self, question: str, answer: str, reference: str | None = None, engine: str | None = None) -> Scorecard:
-        """Grade one answer; bad input raises BadInput, a failing model falls back to the offline engine."""
+    def grade(self, question: str, answer: str, reference: str | None = None, engine: str | None = None,
+              spoken: bool = False) -> Scorecard:
+        """Grade one answer; bad input raises BadInput, a failing model falls back to the offline engine.
+
+        `spoken`: the answer is a speech transcript. The offline engine then also reads adjacent sentences
+        together, because a recogniser's full stops mark pauses, not where a claim ends.
+        """
         started = time.perf_counter()
         name = self._engine_name(engine)
         answer = validate_answer(answer, self.settings.max_answer_chars)
@@ -131,7 +138,7 @@ class Grader:
             return self._card(rubric, verdicts, "offline" if name == "offline" else name, started, notes + ["no answer given"], answer)
         used = "offline"
         if name == "offline":
-            verdicts = self.offline.judge(rubric.question_text, rubric.points, answer)
+            verdicts = self.offline.judge(rubric.question_text, rubric.points, answer, spoken)
         else:
             try:
                 judge = self._judge(name)
@@ -140,9 +147,11 @@ class Grader:
             except (LLMError, MockmlError) as exc:
                 kind = getattr(exc, "kind", "error")
                 log.warning("LLM grading failed (%s); falling back to the offline engine", kind)
-                verdicts = self.offline.judge(rubric.question_text, rubric.points, answer)
+                verdicts = self.offline.judge(rubric.question_text, rubric.points, answer, spoken)
                 used = f"offline (fallback from {name}: {kind})"
                 notes.append(f"{FALLBACK_NOTE} ({exc}); graded by the offline engine instead")
+        if spoken and used.startswith("offline"):
+            notes.append(SPOKEN_NOTE)
         return self._card(rubric, verdicts, used, started, notes, answer)
 
     def _card(self, rubric: ResolvedRubric, verdicts: list[CriterionVerdict], engine: str, started: float,
@@ -207,12 +216,13 @@ def _missing(point: RubricPoint) -> CriterionVerdict:
 _default: Grader | None = None
 
 
-def grade(question: str, answer: str, reference: str | None = None, engine: str | None = None) -> Scorecard:
+def grade(question: str, answer: str, reference: str | None = None, engine: str | None = None,
+          spoken: bool = False) -> Scorecard:
     """Grade one answer with the process-wide grader (see Grader.grade)."""
     global _default
     if _default is None:
         _default = Grader()
-    return _default.grade(question, answer, reference, engine)
+    return _default.grade(question, answer, reference, engine, spoken)
 
 
 __all__ += ["RubricSource"]

@@ -53,7 +53,7 @@ _ANTONYM_PAIRS = _pair_map(ANTONYMS)
 
 @dataclass
 class AnswerUnits:
-    """An answer cut into gradeable units: sentences and pairs of adjacent sentences, with their spans."""
+    """An answer cut into gradeable units: sentences (and, for transcripts, pairs of adjacent ones), with their spans."""
 
     text: str  # the full answer: every unit is a verbatim slice of it
     spans: list[tuple[int, int]]  # the sentences that count (grader instructions already removed)
@@ -65,13 +65,14 @@ class AnswerUnits:
     origins: list[tuple[int, int]] = field(default_factory=list)  # per span: the whole sentence it was cut from
 
     @classmethod
-    def build(cls, text: str, spans: list[tuple[int, int]] | None = None) -> AnswerUnits:
+    def build(cls, text: str, spans: list[tuple[int, int]] | None = None, pairs: bool = False) -> AnswerUnits:
+        """Units of `text`; with `pairs`, also every two adjacent sentences as one unit (for transcripts: see the note below this class)."""
         cut = [(piece, span) for span in (sentences(text) if spans is None else spans) for piece in split_run_on(text, span)]
         units = cls(text=text, spans=[piece for piece, _ in cut], origins=[span for _, span in cut])
         spans = units.spans
         # Pairs only of truly adjacent sentences, so a pair never quotes a removed sentence between them.
-        pairs = [i for i in range(len(spans) - 1) if PAIRS and not text[spans[i][1] : spans[i + 1][0]].strip()]
-        pieces = [(span, (i,)) for i, span in enumerate(spans)] + [((spans[i][0], spans[i + 1][1]), (i, i + 1)) for i in pairs]
+        joined = [i for i in range(len(spans) - 1) if pairs and not text[spans[i][1] : spans[i + 1][0]].strip()]
+        pieces = [(span, (i,)) for i, span in enumerate(spans)] + [((spans[i][0], spans[i + 1][1]), (i, i + 1)) for i in joined]
         for (a, b), parts in pieces:
             units.unit_parts.append(parts)
             chunk = text[a:b]
@@ -92,7 +93,11 @@ class AnswerUnits:
         return any(is_keyword_list(self.text[a:b]) for a, b in origins)
 
 
-PAIRS = False
+# Written answers are graded sentence by sentence: the writer's full stops are deliberate, and adding pairs of
+# sentences to written answers let padding beat a partial answer (1 of 48) and moved bullets from prose (0.04 ->
+# 0.33) in the grading eval. A speech transcript's full stops are the recogniser's guesses at pauses, though:
+# "My first move was mitigation, not diagnosis: I rolled back ..." is heard as two sentences, and the point's
+# two key terms land in different units. So transcripts are also read with adjacent pairs (OfflineEngine.judge).
 RUN_ON_WORDS = 40  # a "sentence" longer than this is a run-on (speech transcripts often have no full stops)
 WINDOW_WORDS = 20
 WINDOW_STRIDE = 10  # windows overlap by half, so a point said across a window edge is still whole in one
