@@ -190,7 +190,7 @@ class OfflineEngine:
         point keeps the better verdict: joining mends a claim split by a heard full stop, but can also pull in a
         neighbour's negation, so it must not cost a point the sentence reading gives. A misconception found in a
         sentence stands. Measured over the bank's 143 spoken model answers (evals/bench/speech.py --whole-bank):
-        within 0.5 of typed 115 (sentences) -> 124 (joined) -> 127 (better of the two).
+        within 0.5 of typed 115 (sentences) -> 124 (joined only) -> 130 (the better of the two).
         """
         verdicts = self._judge(question, rubric, answer, pairs=False)
         if not spoken:
