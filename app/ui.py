@@ -325,9 +325,9 @@ def build_app(settings: Settings, services: Services | None = None) -> Any:
         return show(reply, [], {"user": user})
 
     def respond(text: str, chat: list[dict[str, str]], state: dict[str, Any]) -> tuple[Any, ...]:
-        return answer(text, chat, state, spoken=False)
+        return take_turn(text, chat, state, spoken=False)
 
-    def answer(text: str, chat: list[dict[str, str]], state: dict[str, Any], spoken: bool) -> tuple[Any, ...]:
+    def take_turn(text: str, chat: list[dict[str, str]], state: dict[str, Any], spoken: bool) -> tuple[Any, ...]:
         session_id = (state or {}).get("session_id")
         if not session_id:
             raise gr.Error("start an interview first (Setup → Start interview)")
@@ -350,7 +350,7 @@ def build_app(settings: Settings, services: Services | None = None) -> Any:
             raise fail(exc) from exc
         if not text.strip():
             raise gr.Error("nothing was heard in the recording: speak closer to the microphone, or type your answer")
-        return (*answer(text, chat, state, spoken=True), f"You said: “{esc(text)}”", None)
+        return (*take_turn(text, chat, state, spoken=True), f"You said: “{esc(text)}”", None)
 
     # ------------------------------------------------------------------ other tabs' callbacks
 
