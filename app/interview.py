@@ -166,7 +166,7 @@ class Interviewer:
 
     # ---- phases ---------------------------------------------------------------------------------
 
-    def _answer(self, session: Session, text: str, spoken: bool = False) -> Reply:
+    def _answer(self, session: Session, text: str, spoken: bool) -> Reply:
         question = self.bank.get(session.plan[session.current])
         probe = self._open_follow_up(session)
         session.phase = Phase.GRADE

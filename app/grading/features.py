@@ -51,6 +51,11 @@ def _pair_map(pairs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
 _ANTONYM_PAIRS = _pair_map(ANTONYMS)
 
 
+# Written answers are graded sentence by sentence: the writer's full stops are deliberate, and adding pairs of
+# sentences to written answers let padding beat a partial answer (1 of 48) and moved bullets from prose (0.04 ->
+# 0.33) in the grading eval. A speech transcript's full stops are the recogniser's guesses at pauses, though:
+# "My first move was mitigation, not diagnosis: I rolled back ..." is heard as two sentences, and the point's
+# two key terms land in different units. So transcripts are also read with adjacent pairs (OfflineEngine.judge).
 @dataclass
 class AnswerUnits:
     """An answer cut into gradeable units: sentences (and, for transcripts, pairs of adjacent ones), with their spans."""
@@ -66,7 +71,7 @@ class AnswerUnits:
 
     @classmethod
     def build(cls, text: str, spans: list[tuple[int, int]] | None = None, pairs: bool = False) -> AnswerUnits:
-        """Units of `text`; with `pairs`, also every two adjacent sentences as one unit (for transcripts: see the note below this class)."""
+        """Units of `text`; with `pairs`, also every two adjacent sentences as one unit (for transcripts: see the note above)."""
         cut = [(piece, span) for span in (sentences(text) if spans is None else spans) for piece in split_run_on(text, span)]
         units = cls(text=text, spans=[piece for piece, _ in cut], origins=[span for _, span in cut])
         spans = units.spans
@@ -93,11 +98,6 @@ class AnswerUnits:
         return any(is_keyword_list(self.text[a:b]) for a, b in origins)
 
 
-# Written answers are graded sentence by sentence: the writer's full stops are deliberate, and adding pairs of
-# sentences to written answers let padding beat a partial answer (1 of 48) and moved bullets from prose (0.04 ->
-# 0.33) in the grading eval. A speech transcript's full stops are the recogniser's guesses at pauses, though:
-# "My first move was mitigation, not diagnosis: I rolled back ..." is heard as two sentences, and the point's
-# two key terms land in different units. So transcripts are also read with adjacent pairs (OfflineEngine.judge).
 RUN_ON_WORDS = 40  # a "sentence" longer than this is a run-on (speech transcripts often have no full stops)
 WINDOW_WORDS = 20
 WINDOW_STRIDE = 10  # windows overlap by half, so a point said across a window edge is still whole in one

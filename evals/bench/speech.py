@@ -1,7 +1,7 @@
 """Benchmark: speech-to-text speed (RTF) and accuracy (WER, spoken-vs-typed scores) on this machine.
 
     python -m evals.bench.speech               # writes evals/bench/results/speech.json (needs espeak-ng)
-    python -m evals.bench.speech --whole-bank  # writes results/speech_whole_bank.json (~10 min)
+    python -m evals.bench.speech --whole-bank  # writes results/speech_whole_bank.json and .png (~10 min)
 
 Speed target (2-core machine): median RTF <= 0.3 (RTF = transcription seconds / audio seconds) for the embedded
 Whisper tiny.en (int8, CPU) with the question as the decoding hint, over the bank's model answers spoken by
@@ -31,12 +31,13 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import app  # noqa: F401 - offline environment defaults
 from app.config import get_settings
 from app.runtime import get_bank
 from app.speech import BEAM_SIZE, get_model, transcribe
-from evals.bench import write_results
+from evals.bench import RESULTS_DIR, write_results
 from evals import speech_audio as sa
 
 TARGET_RTF = 0.3
@@ -213,7 +214,42 @@ def whole_bank() -> dict[str, object]:
                     "mean_delta": round(statistics.fmean(deltas), 3),
                     "median_abs_delta": round(statistics.median(abs(d) for d in deltas), 2)}
     out["per_answer"] = rows
-    return write_results("speech_whole_bank", out)
+    result = write_results("speech_whole_bank", out)
+    plot_whole_bank(result, RESULTS_DIR / "speech_whole_bank.png")
+    return result
+
+
+def plot_whole_bank(result: dict[str, Any], path: Path) -> Path:
+    """Spoken against typed score per bank answer, in both readings; the band is the issue's ±0.5 bound."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(result["per_answer"].values())
+    typed = [r["typed"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharey=True)
+    for ax, key, title in ((axes[0], "spoken_graded_as_written", "transcript graded like a written answer"),
+                           (axes[1], "spoken", "graded as a transcript (shipped)")):
+        spoken = [r[key] for r in rows]
+        inside = [abs(s - t) <= sa.SPOKEN_VS_TYPED_MAX + 1e-9 for t, s in zip(typed, spoken)]
+        ax.fill_between([0, 5], [-0.5, 4.5], [0.5, 5.5], color="tab:green", alpha=0.12, label="within 0.5")
+        ax.plot([0, 5], [0, 5], color="grey", lw=0.8)
+        ax.scatter([t for t, ok in zip(typed, inside) if ok], [s for s, ok in zip(spoken, inside) if ok],
+                   s=14, color="tab:blue", label=f"within: {sum(inside)}")
+        ax.scatter([t for t, ok in zip(typed, inside) if not ok], [s for s, ok in zip(spoken, inside) if not ok],
+                   s=22, color="tab:red", marker="x", label=f"outside: {len(rows) - sum(inside)}")
+        ax.set_xlim(0, 5)
+        ax.set_ylim(0, 5)
+        ax.set_xlabel("typed model answer score")
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="upper left", fontsize=8)
+    axes[0].set_ylabel("spoken (espeak-ng, Whisper tiny.en) score")
+    fig.suptitle(f"Spoken vs typed, first model answer of each of the {len(rows)} bank questions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":
