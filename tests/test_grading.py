@@ -13,7 +13,7 @@ from app.config import Settings
 from app.errors import BadInput, LLMError
 from app.grading import Grader, Verdict
 from app.grading.judge import LLMJudge
-from app.grading.models import RubricSource
+from app.grading.models import CriterionVerdict, RubricSource
 
 from .fakes import FakeLLM
 
@@ -316,6 +316,29 @@ def test_denying_a_misconception_is_not_flagged_and_model_answers_rarely_are(ban
     assert not any(v.verdict is Verdict.CONTRADICTED for v in card.verdicts)
     # Measured: 1 of the bank's 173 model answers has a sentence that reads as a misconception (learning-rate
     # warmup); more than 2 would mean the rule has started to accuse correct answers.
-    flagged = [(q.id, v.point_id) for q in grader.bank.questions for m in q.model_answers
-               for v in grader.grade(q.id, m.text, engine="offline").verdicts if v.note and "misconception" in v.note]
+    verdicts = [(q.id, v) for q in grader.bank.questions for m in q.model_answers
+                for v in grader.grade(q.id, m.text, engine="offline").verdicts]
+    flagged = [(qid, v.point_id) for qid, v in verdicts if v.note and "misconception" in v.note]
     assert len(flagged) <= 2, flagged
+    # And no model answer is contradicted by a negation that does not deny its claim: "In week one, not week five,
+    # I took this to the product manager" and "... required no GPU" once contradicted two behavioural model answers.
+    stray = [(qid, v.point_id) for qid, v in verdicts if v.verdict is Verdict.CONTRADICTED and not (v.note and "misconception" in v.note)]
+    assert stray == []
+
+
+def test_a_contrastive_aside_is_not_a_denial(bank_settings: Settings) -> None:
+    """"X, not Y" asserts X: the aside names what the claim is not, so it earns what the claim alone earns.
+
+    Measured before: the aside version was only partial (0.62) while the plain claim was covered (0.82).
+    """
+    grader = Grader(bank_settings)
+    claim = ("I took the trade-off to the product manager in week one: we agreed to cut the real-time features and "
+             "defer the two-tower model to the next release.")
+    aside = claim.replace("in week one:", "in week one, not week five:")
+
+    def scope(answer: str) -> CriterionVerdict:
+        v = {v.point_id: v for v in grader.grade("prioritising-under-a-deadline", answer, engine="offline").verdicts}
+        return v["explicit-scope-negotiation"]
+
+    assert scope(claim).verdict is Verdict.COVERED
+    assert scope(aside).verdict is Verdict.COVERED and abs(scope(aside).credit - scope(claim).credit) <= 0.05

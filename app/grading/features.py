@@ -16,7 +16,7 @@ from app.text import STOPWORDS, content_stems, sentences, stem, words
 FEATURES: tuple[str, ...] = (
     "sim_best",        # best cosine of the point to one answer unit (sentence or two adjacent sentences)
     "term_recall",     # share of the point's key terms (or novel content stems) the best unit mentions
-    "negation_flip",   # the best unit negates where the point does not (or the reverse)
+    "negation_flip",   # the best unit denies its claim where the point does not (or the reverse); see negates()
     "antonym_flip",    # the best unit uses a direction word opposite to the point's
     "novelty",         # share of the best unit's content stems that are not in the question
     "term_precision",  # share of the best unit's novel content stems that the point itself uses
@@ -68,12 +68,15 @@ class AnswerUnits:
     unit_words: list[list[str]] = field(default_factory=list)
     unit_parts: list[tuple[int, ...]] = field(default_factory=list)  # which sentences each unit is made of
     origins: list[tuple[int, int]] = field(default_factory=list)  # per span: the whole sentence it was cut from
+    spoken: bool = False  # a speech transcript: its punctuation is the recogniser's guess (see keyword_list)
 
     @classmethod
-    def build(cls, text: str, spans: list[tuple[int, int]] | None = None, pairs: bool = False) -> AnswerUnits:
+    def build(
+        cls, text: str, spans: list[tuple[int, int]] | None = None, pairs: bool = False, spoken: bool = False
+    ) -> AnswerUnits:
         """Units of `text`; with `pairs`, also every two adjacent sentences as one unit (for transcripts: see the note above)."""
         cut = [(piece, span) for span in (sentences(text) if spans is None else spans) for piece in split_run_on(text, span)]
-        units = cls(text=text, spans=[piece for piece, _ in cut], origins=[span for _, span in cut])
+        units = cls(text=text, spans=[piece for piece, _ in cut], origins=[span for _, span in cut], spoken=spoken)
         spans = units.spans
         # Pairs only of truly adjacent sentences, so a pair never quotes a removed sentence between them.
         joined = [i for i in range(len(spans) - 1) if pairs and not text[spans[i][1] : spans[i + 1][0]].strip()]
@@ -95,7 +98,7 @@ class AnswerUnits:
         even when the sentence goes on to explain it, and a long bare list is a list in every window anyway.
         """
         origins = dict.fromkeys(self.origins[i] for i in self.unit_parts[unit])
-        return any(is_keyword_list(self.text[a:b]) for a, b in origins)
+        return any(is_keyword_list(self.text[a:b]) and not (self.spoken and spoken_prose(self.text[a:b])) for a, b in origins)
 
 
 RUN_ON_WORDS = 40  # a "sentence" longer than this is a run-on (speech transcripts often have no full stops)
@@ -129,11 +132,22 @@ def term_groups(key_terms: list[list[str]], point_text: str, question_text: str)
     return [[(s,)] for s in novel]
 
 
+def _compound(joined: str, term: str) -> bool:
+    """Whether two adjacent words make `term` as one word: "health care" for healthcare, "data set" for dataset.
+
+    A compound is written open or closed at the writer's (or the speech recogniser's) whim. `joined` and `term` are
+    stemmed; the two words, run together, must stem to the term.
+    """
+    tokens = joined.split()
+    return len(term) >= 5 and any(stem(a + b) == term for a, b in zip(tokens, tokens[1:]) if len(a) < len(term))
+
+
 def _mentions(stems: set[str], joined: str, alt: tuple[str, ...]) -> bool:
     if len(alt) == 1:
         # a prefix form such as "memoriz" matches memorize/memorization through the stem
-        return alt[0] in stems or (len(alt[0]) >= 5 and any(s.startswith(alt[0]) for s in stems))
-    return " ".join(alt) in joined or all(a in stems for a in alt)
+        return alt[0] in stems or (len(alt[0]) >= 5 and any(s.startswith(alt[0]) for s in stems)) or _compound(joined, alt[0])
+    # ... and a two-word term said as one word ("holdout" for "hold out")
+    return " ".join(alt) in joined or all(a in stems for a in alt) or (len(alt) == 2 and "".join(alt) in stems)
 
 
 def term_recall(groups: list[list[tuple[str, ...]]], stems: set[str], joined: str) -> float:
@@ -145,6 +159,20 @@ def term_recall(groups: list[list[tuple[str, ...]]], stems: set[str], joined: st
 
 def negation_count(tokens: list[str]) -> int:
     return sum(1 for t in tokens if t in NEGATIONS or t.endswith("n't"))
+
+
+# A contrastive aside names what the claim is not ("in week one, not week five"; "driven by business constraints,
+# not by the offline metric alone"; "not only X but Y"), and an example may be a failure ("owns their part, for
+# example not validating the framing early"): the claim itself stands, so these negations do not deny it.
+_CONTRASTIVE_ASIDE = re.compile(
+    r"[,;:\u2014\u2013]\s*(?:for example|for instance|e\.g\.|such as)?\s*not\b[^,;:.\u2014\u2013]*|\bnot\s+(?:only|just|merely)\b",
+    re.IGNORECASE,
+)
+
+
+def negates(text: str) -> bool:
+    """Whether a text denies its claim: a negation outside any contrastive aside."""
+    return negation_count(words(_CONTRASTIVE_ASIDE.sub(" ", text))) > 0
 
 
 def _flip(pairs: list[tuple[str, str]], point_joined: str, unit_joined: str) -> float:
@@ -163,7 +191,21 @@ def stopword_ratio(tokens: list[str]) -> float:
     return sum(1 for t in tokens if t in STOPWORDS) / len(tokens) if tokens else 0.0
 
 
-_LIST_ITEMS = re.compile(r"[,;/|\n]+")
+# A slash or bar separates list items between words ("bias/variance"), not inside notation: "0.0099 / 0.0594" is a
+# division and "P(D|+)" a conditional probability, and splitting there made a worked calculation read as stuffing.
+_LIST_ITEMS = re.compile(r"[,;\n]+|(?<=[A-Za-z])\s*[/|]\s*(?=[A-Za-z])")
+
+
+# A transcript's commas are the recogniser's guesses at pauses, like its full stops: "One primary metric, purchase
+# per user, plus guardrail, such as latency, revenue per user, and unsubscribe rate" is a sentence cut by commas, not
+# a list. What a spoken keyword list lacks is function words: the ladders' stuffing lists have at most 0.18 of them,
+# code read aloud at most 0.15, while prose that the recogniser cut with commas has 0.28 and up (bank transcripts).
+SPOKEN_PROSE_FUNCTION_WORDS = 0.2
+
+
+def spoken_prose(text: str) -> bool:
+    """Whether a transcript sentence has the function words of prose, however many commas the recogniser put in."""
+    return stopword_ratio(words(text)) >= SPOKEN_PROSE_FUNCTION_WORDS
 
 
 def is_keyword_list(text: str) -> bool:
@@ -208,15 +250,13 @@ def point_features(
     joined = " ".join(stem(w) for w in units.unit_words[best])
     point_stems = set(content_stems(point_text))
     point_joined = " ".join(stem(w) for w in words(point_text))
-    point_neg = negation_count(words(point_text)) > 0
-    unit_neg = negation_count(units.unit_words[best]) > 0
     novel = stems - question_stems
     novelty = len(novel) / len(stems) if stems else 0.0
     values = np.array(
         [
             float(sims[best]),
             term_recall(groups, stems, joined),
-            float(point_neg != unit_neg),
+            float(negates(point_text) != negates(units.unit_texts[best])),
             antonym_flip(point_joined, joined),
             novelty,
             len(novel & point_stems) / len(novel) if novel else 0.0,

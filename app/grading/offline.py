@@ -120,12 +120,13 @@ class OfflineEngine:
         self.params = params or load_params()
 
     def features(
-        self, question: str, rubric: list[RubricPoint], answer: str, pairs: bool = False
+        self, question: str, rubric: list[RubricPoint], answer: str, pairs: bool = False, spoken: bool = False
     ) -> tuple[AnswerUnits, list[PointFeatures]]:
-        """Feature vectors for every rubric point against the answer (`pairs`: adjacent sentences joined too)."""
+        """Feature vectors for every rubric point against the answer (`pairs`: adjacent sentences joined too;
+        `spoken`: the answer is a transcript)."""
         # Sentences addressed to the grader are removed before anything is measured, so an answer with
         # them gets exactly the features (and score) of the same answer without them.
-        units = AnswerUnits.build(answer, strip_instructions(answer, sentences(answer)), pairs=pairs)
+        units = AnswerUnits.build(answer, strip_instructions(answer, sentences(answer)), pairs=pairs, spoken=spoken)
         question_stems = set(content_stems(question))
         # No credit for text that only repeats the question, nor for a bare list of terms (keyword stuffing).
         usable = [bool(stems - question_stems) and not units.keyword_list(i) for i, stems in enumerate(units.unit_stems)]
@@ -190,16 +191,17 @@ class OfflineEngine:
         point keeps the better verdict: joining mends a claim split by a heard full stop, but can also pull in a
         neighbour's negation, so it must not cost a point the sentence reading gives. A misconception found in a
         sentence stands. Measured over the bank's 143 spoken model answers (evals/bench/speech.py --whole-bank):
-        within 0.5 of typed 115 (sentences) -> 124 (joined only) -> 130 (the better of the two).
+        within 0.5 of typed 115 (sentences) -> 124 (joined only) -> 130 (the better of the two) -> 133 (with the reading
+        fixes of README "How good is the grading?", among them features.spoken_prose for a transcript's commas).
         """
-        verdicts = self._judge(question, rubric, answer, pairs=False)
+        verdicts = self._judge(question, rubric, answer, pairs=False, spoken=spoken)
         if not spoken:
             return verdicts
-        joined = self._judge(question, rubric, answer, pairs=True)
+        joined = self._judge(question, rubric, answer, pairs=True, spoken=True)
         return [s if s.verdict is Verdict.CONTRADICTED or s.credit >= j.credit else j for s, j in zip(verdicts, joined, strict=True)]
 
-    def _judge(self, question: str, rubric: list[RubricPoint], answer: str, pairs: bool) -> list[CriterionVerdict]:
-        units, feats = self.features(question, rubric, answer, pairs)
+    def _judge(self, question: str, rubric: list[RubricPoint], answer: str, pairs: bool, spoken: bool) -> list[CriterionVerdict]:
+        units, feats = self.features(question, rubric, answer, pairs, spoken)
         probs = self.params.probabilities(np.stack([f.values for f in feats])) if feats else np.zeros((0, 3))
         out: list[CriterionVerdict] = []
         for point, f, (p_correct, p_contra, _) in zip(rubric, feats, probs, strict=True):
