@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -132,14 +133,20 @@ def term_groups(key_terms: list[list[str]], point_text: str, question_text: str)
     return [[(s,)] for s in novel]
 
 
+@lru_cache(maxsize=4096)
+def _compounds(joined: str) -> frozenset[str]:
+    """Every two adjacent (stemmed) words of a unit run together and stemmed: computed once per unit, not per term."""
+    tokens = joined.split()
+    return frozenset(stem(a + b) for a, b in zip(tokens, tokens[1:]))
+
+
 def _compound(joined: str, term: str) -> bool:
     """Whether two adjacent words make `term` as one word: "health care" for healthcare, "data set" for dataset.
 
     A compound is written open or closed at the writer's (or the speech recogniser's) whim. `joined` and `term` are
     stemmed; the two words, run together, must stem to the term.
     """
-    tokens = joined.split()
-    return len(term) >= 5 and any(stem(a + b) == term for a, b in zip(tokens, tokens[1:]) if len(a) < len(term))
+    return len(term) >= 5 and term in _compounds(joined)
 
 
 def _mentions(stems: set[str], joined: str, alt: tuple[str, ...]) -> bool:
@@ -170,6 +177,7 @@ _CONTRASTIVE_ASIDE = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)  # a rubric point's text is asked about for every answer graded against it
 def negates(text: str) -> bool:
     """Whether a text denies its claim: a negation outside any contrastive aside."""
     return negation_count(words(_CONTRASTIVE_ASIDE.sub(" ", text))) > 0
