@@ -65,6 +65,7 @@ def test_a_compound_key_term_counts_written_open_or_closed() -> None:
     assert _names("we split the data set by user", "dataset")
     assert _names("tune every hyper parameter on the validation fold", "hyperparameter")
     assert _names("hold outs drawn per segment", "holdout")
+    assert _names("we split the dataset by user", "data set")  # a two-word term written closed
     assert not _names("the health of the care team", "healthcare")  # not adjacent: not the compound
     assert not _names("the healthy candidate", "healthcare")
 

@@ -233,7 +233,8 @@ def plot_whole_bank(result: dict[str, Any], path: Path) -> Path:
                            (axes[1], "spoken", "graded as a transcript (shipped)")):
         spoken = [r[key] for r in rows]
         inside = [abs(s - t) <= sa.SPOKEN_VS_TYPED_MAX + 1e-9 for t, s in zip(typed, spoken)]
-        ax.fill_between([0, 5], [-0.5, 4.5], [0.5, 5.5], color="tab:green", alpha=0.12, label="within 0.5")
+        bound = sa.SPOKEN_VS_TYPED_MAX
+        ax.fill_between([0, 5], [-bound, 5 - bound], [bound, 5 + bound], color="tab:green", alpha=0.12, label=f"within {bound}")
         ax.plot([0, 5], [0, 5], color="grey", lw=0.8)
         ax.scatter([t for t, ok in zip(typed, inside) if ok], [s for s, ok in zip(spoken, inside) if ok],
                    s=14, color="tab:blue", label=f"within: {sum(inside)}")
