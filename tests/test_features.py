@@ -95,3 +95,7 @@ def test_only_a_negation_of_the_claim_negates_it() -> None:
     assert not negates("In week one, not week five, I took this to the product manager.")
     assert not negates("The decision was driven by business constraints, not by the offline metric alone.")
     assert not negates("It is not only faster but also more accurate.")
+    # Notation: the complement in a conditional probability is not a denial (the Bayes model answer's posterior
+    # point was graded missing for it).
+    assert not negates("The false positive rate P(+|not D) is 1 - specificity = 0.05.")
+    assert negates("The posterior P(D|+) is not 0.99.")

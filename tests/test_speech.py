@@ -27,10 +27,6 @@ SPOKEN_VS_TYPED_MAX = sa.SPOKEN_VS_TYPED_MAX
 KNOWN_MISS = {
     "hypothesis-testing-p-values": "third blind sample; typed 4.2, spoken 3.3 (WER 0.18): tiny.en hears 'the p-value' "
                                    "as 'the female' and 'the null' as 'the hell', so the p-value point loses its terms",
-    "bayes-theorem-base-rates": "third blind sample; typed 3.3, spoken 4.2 (WER 0.31): spoken is higher; the typed "
-                                "answer gives the posterior (16.7%, one in six) in a sentence without the point's "
-                                "other key term (false positives, base rate), which the next sentence has, and a "
-                                "transcript is also read with adjacent sentences joined",
 }
 
 

@@ -168,19 +168,22 @@ def negation_count(tokens: list[str]) -> int:
     return sum(1 for t in tokens if t in NEGATIONS or t.endswith("n't"))
 
 
-# A contrastive aside names what the claim is not ("in week one, not week five"; "driven by business constraints,
-# not by the offline metric alone"; "not only X but Y"), and an example may be a failure ("owns their part, for
-# example not validating the framing early"): the claim itself stands, so these negations do not deny it.
-_CONTRASTIVE_ASIDE = re.compile(
-    r"[,;:\u2014\u2013]\s*(?:for example|for instance|e\.g\.|such as)?\s*not\b[^,;:.\u2014\u2013]*|\bnot\s+(?:only|just|merely)\b",
+# Negations that do not deny the claim. A contrastive aside names what the claim is not ("in week one, not week
+# five"; "driven by business constraints, not by the offline metric alone"; "not only X but Y"), and an example may
+# be a failure ("owns their part, for example not validating the framing early"): the claim itself stands. And in
+# notation a "not" is a complement, not a denial: "the false positive rate P(+|not D)" states a fact.
+_NOT_A_DENIAL = re.compile(
+    r"[,;:\u2014\u2013]\s*(?:for example|for instance|e\.g\.|such as)?\s*not\b[^,;:.\u2014\u2013]*"
+    r"|\bnot\s+(?:only|just|merely)\b"
+    r"|[|(]\s*not\b",
     re.IGNORECASE,
 )
 
 
 @lru_cache(maxsize=8192)  # a rubric point's text is asked about for every answer graded against it
 def negates(text: str) -> bool:
-    """Whether a text denies its claim: a negation outside any contrastive aside."""
-    return negation_count(words(_CONTRASTIVE_ASIDE.sub(" ", text))) > 0
+    """Whether a text denies its claim: a negation outside any contrastive aside or notation."""
+    return negation_count(words(_NOT_A_DENIAL.sub(" ", text))) > 0
 
 
 def _flip(pairs: list[tuple[str, str]], point_joined: str, unit_joined: str) -> float:
