@@ -342,3 +342,17 @@ def test_a_contrastive_aside_is_not_a_denial(bank_settings: Settings) -> None:
 
     assert scope(claim).verdict is Verdict.COVERED
     assert scope(aside).verdict is Verdict.COVERED and abs(scope(aside).credit - scope(claim).credit) <= 0.05
+
+
+def test_evidence_names_the_points_key_terms_when_any_sentence_does(bank_settings: Settings) -> None:
+    """A point is judged on a sentence that names its key terms, not on a closer-sounding one that names none.
+
+    Measured before: the ml-security model answer lost the adversarial-training point (missing, "none of this point's
+    key terms were used") because "Adversarial attacks manipulate inputs causing misclassifications;" was nearer on
+    cosine than the sentence saying "adversarial training improving robustness".
+    """
+    grader = Grader(bank_settings)
+    qid = "ml-security-adversarial"
+    answer = grader.bank.get(qid).model_answers[0].text
+    v = {v.point_id: v for v in grader.grade(qid, answer, engine="offline").verdicts}["adversarial-examples-training"]
+    assert v.verdict is not Verdict.MISSING and v.evidence is not None and "adversarial training" in v.evidence

@@ -27,6 +27,9 @@ SPOKEN_VS_TYPED_MAX = sa.SPOKEN_VS_TYPED_MAX
 KNOWN_MISS = {
     "hypothesis-testing-p-values": "third blind sample; typed 4.2, spoken 3.3 (WER 0.18): tiny.en hears 'the p-value' "
                                    "as 'the female' and 'the null' as 'the hell', so the p-value point loses its terms",
+    "ab-test-network-effects-interference": "third blind sample; typed 4.3, spoken 3.6 (WER 0.23): tiny.en hears "
+                                            "'the spillover runs' as 'the spill overruns', so the SUTVA point loses "
+                                            "its key term (typed rose from 3.3 when evidence had to name key terms)",
 }
 
 
