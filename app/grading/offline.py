@@ -192,7 +192,8 @@ class OfflineEngine:
         neighbour's negation, so it must not cost a point the sentence reading gives. A misconception found in a
         sentence stands. Measured over the bank's 143 spoken model answers (evals/bench/speech.py --whole-bank):
         within 0.5 of typed 115 (sentences) -> 124 (joined only) -> 130 (the better of the two) -> 133 (with the reading
-        fixes of README "How good is the grading?", among them features.spoken_prose for a transcript's commas).
+        fixes of README "How good is the grading?", among them features.spoken_prose for a transcript's commas) -> 135
+        (evidence that names a key term when any sentence does, and notation's "not" no denial).
         """
         verdicts = self._judge(question, rubric, answer, pairs=False, spoken=spoken)
         if not spoken:
