@@ -171,7 +171,8 @@ def negation_count(tokens: list[str]) -> int:
 # Negations that do not deny the claim. A contrastive aside names what the claim is not ("in week one, not week
 # five"; "driven by business constraints, not by the offline metric alone"; "not only X but Y"), and an example may
 # be a failure ("owns their part, for example not validating the framing early"): the claim itself stands. And in
-# notation a "not" is a complement, not a denial: "the false positive rate P(+|not D)" states a fact.
+# notation a "not" is a complement, not a denial: "the false positive rate P(+|not D)" states a fact. The same rule
+# also drops a parenthesis that opens with "not" ("(not the probability that H0 is true)"): that is an aside too.
 _NOT_A_DENIAL = re.compile(
     r"[,;:\u2014\u2013]\s*(?:for example|for instance|e\.g\.|such as)?\s*not\b[^,;:.\u2014\u2013]*"
     r"|\bnot\s+(?:only|just|merely)\b"
