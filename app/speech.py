@@ -433,10 +433,11 @@ def domain_lexicon() -> Lexicon | None:
 
 def repair_terms(text: str, words: list[Word], question: Any = None,
                  lexicon: Lexicon | None = None) -> tuple[str, list[Word], list[str]]:
-    """Put back domain terms the model misheard as non-words ("peopleizing" -> "penalizing"); see app.speech_terms.
+    """Put back domain terms the model misheard ("peopleizing" -> "penalizing"); see app.speech_terms.
 
     The question's own terms (text and rubric key terms) are preferred on ties. Returns the repaired text, the
-    words (a repaired pair of words becomes one word spanning both), and the repairs as "heard -> term".
+    words (a pair repaired to one term becomes one word spanning both; a moved word break keeps two words), and
+    the repairs as "heard -> term".
     """
     from app.speech_terms import find_repairs, question_terms, repair_text
 
@@ -450,8 +451,11 @@ def repair_terms(text: str, words: list[Word], question: Any = None,
     for r in find_repairs([w.word for w in words], lexicon):
         fixed.extend(words[i:r.start])
         first, last = words[r.start], words[r.end - 1]
-        fixed.append(Word(word=r.dressed, start=first.start, end=last.end,
-                          probability=min(w.probability for w in words[r.start:r.end])))
+        if r.kind == "boundary":  # still two words, each keeping its own timing: only the break moved
+            fixed.extend(w.model_copy(update={"word": part}) for w, part in zip((first, last), r.dressed.split(" ", 1)))
+        else:
+            fixed.append(Word(word=r.dressed, start=first.start, end=last.end,
+                              probability=min(w.probability for w in words[r.start:r.end])))
         i = r.end
     fixed.extend(words[i:])
     return text, fixed, [f"{r.heard} -> {r.term}" for r in repairs]

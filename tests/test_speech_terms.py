@@ -60,7 +60,8 @@ def test_inflections_of_the_heard_word_are_not_repairs() -> None:
     assert repair_text("simpler models and retraining data", lex)[1] == []
 
 
-def test_context_repair_never_changes_a_typed_model_answer(bank_settings: Settings) -> None:
+def test_no_repair_changes_a_typed_model_answer(bank_settings: Settings) -> None:
+    """The guard for every kind of repair (non-word, context, boundary): real written prose is left as it is."""
     from app.runtime import get_bank
     from app.speech_terms import bank_lexicon, question_terms
 
@@ -69,6 +70,36 @@ def test_context_repair_never_changes_a_typed_model_answer(bank_settings: Settin
     for q in get_bank(bank_settings).questions:
         for answer in q.model_answers:
             assert repair_text(answer.text, lex.with_preferred(question_terms(q)))[1] == [], q.id
+
+
+# --------------------------------------------------------------------------------- word-boundary repair
+
+# Question terms as `question_terms` gives them: the question's text and its key terms.
+NETWORK_QUESTION = ["How do network effects break an A/B test?", "sutva|interference|spillover",
+                    "overstate|understate|biased", "plan|plans", "idle|sweep|sweeps", "outcomes"]
+
+
+@pytest.fixture(scope="module")
+def network_lex():  # type: ignore[no-untyped-def]
+    prose = ["Spillover between arms biases the measured lift.", "A hyperparameter sweep restarts runs.",
+             "Shared inventory, shared plans, outcomes and the hared rabbit."]
+    return build_lexicon(prose, prose).with_preferred(NETWORK_QUESTION)
+
+
+def test_a_misplaced_word_break_is_moved_to_give_back_a_question_term(network_lex) -> None:  # type: ignore[no-untyped-def]
+    text, repairs = repair_text("In a social product the spill overruns the other way, and the liftover states "
+                                "the effect. Hyperparameters weep, again.", network_lex)
+    assert text == ("In a social product the spillover runs the other way, and the lift overstates the effect. "
+                    "Hyperparameter sweep, again.")
+    assert {r.kind for r in repairs} == {"boundary"}
+
+
+def test_a_word_break_is_not_moved_for_an_inflection_a_function_word_or_across_punctuation(network_lex) -> None:  # type: ignore[no-untyped-def]
+    for same in ("We plan shared inventory.",   # "plans hared": only an -s moves onto a word the question uses
+                 "It ran without comes.",       # "with outcomes" would drop the negation
+                 "The spill, overruns.",        # a comma between them: two words were said
+                 "The spillover runs."):        # the term is already there
+        assert repair_text(same, network_lex) == (same, []), same
 
 
 # --------------------------------------------------------------------------------- clip balancing

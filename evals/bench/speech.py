@@ -14,7 +14,7 @@ Accuracy (issue #7), each with and without the domain-term repair (app.speech_te
   (drawn with `evals.speech_audio.BLIND_SEED`), a second (`BLIND2_SEED`) and a third (`BLIND3_SEED`, the only one
   still blind), and the share within 0.5;
 - every repair made on those transcripts, judged alone against what was said (word edit distance to the reference
-  goes down: good, up: false, unchanged: neutral), by kind (non-word / context);
+  goes down: good, up: false, unchanged: neutral), by kind (non-word / context / boundary);
 - repairs made on the bank's typed model answers (must be none).
 
 Spoken answers are graded as transcripts (`spoken=True`: adjacent sentences also read together); the score
@@ -143,7 +143,7 @@ def measure_accuracy(bank: object) -> dict[str, object]:
             out[f"within_{sa.SPOKEN_VS_TYPED_MAX}_{group}_{key}"] = f"{sum(abs(d) <= sa.SPOKEN_VS_TYPED_MAX for d in deltas)}/{len(deltas)}"  # type: ignore[arg-type]
     out["spoken_vs_typed"] = answers
     out["repairs_judged"] = {kind: {verdict: sum(1 for j in judged if j["kind"] == kind and j["verdict"] == verdict)
-                                    for verdict in ("good", "neutral", "false")} for kind in ("non-word", "context")}
+                                    for verdict in ("good", "neutral", "false")} for kind in ("non-word", "context", "boundary")}
     out["false_repairs"] = [j for j in judged if j["verdict"] == "false"]
     out["context_repairs"] = [j for j in judged if j["kind"] == "context"]
     out["typed_answers_changed"] = typed_answers_changed(bank)
