@@ -95,6 +95,10 @@ def test_only_a_negation_of_the_claim_negates_it() -> None:
     assert not negates("In week one, not week five, I took this to the product manager.")
     assert not negates("The decision was driven by business constraints, not by the offline metric alone.")
     assert not negates("It is not only faster but also more accurate.")
+    # A concession keeps the claim: "necessary but not enough" says the dashboards are necessary (the
+    # ml-monitoring model answer lost its layered-metrics point to it). A bare "not enough" still denies.
+    assert not negates("Uptime dashboards are necessary but not enough.")
+    assert negates("Uptime dashboards are not enough to catch silent failures.")
     # Notation: the complement in a conditional probability is not a denial (the Bayes model answer's posterior
     # point was graded missing for it).
     assert not negates("The false positive rate P(+|not D) is 1 - specificity = 0.05.")

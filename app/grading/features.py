@@ -173,9 +173,11 @@ def negation_count(tokens: list[str]) -> int:
 # be a failure ("owns their part, for example not validating the framing early"): the claim itself stands. And in
 # notation a "not" is a complement, not a denial: "the false positive rate P(+|not D)" states a fact. The same rule
 # also drops a parenthesis that opens with "not" ("(not the probability that H0 is true)"): that is an aside too.
+# A concession keeps its claim as well: "uptime dashboards are necessary but not enough" says they are necessary.
 _NOT_A_DENIAL = re.compile(
     r"[,;:\u2014\u2013]\s*(?:for example|for instance|e\.g\.|such as)?\s*not\b[^,;:.\u2014\u2013]*"
     r"|\bnot\s+(?:only|just|merely)\b"
+    r"|\bbut\s+not\s+(?:enough|sufficient)\b"
     r"|[|(]\s*not\b",
     re.IGNORECASE,
 )
