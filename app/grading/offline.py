@@ -193,7 +193,8 @@ class OfflineEngine:
         sentence stands. Measured over the bank's 143 spoken model answers (evals/bench/speech.py --whole-bank):
         within 0.5 of typed 115 (sentences) -> 124 (joined only) -> 130 (the better of the two) -> 133 (with the reading
         fixes of README "How good is the grading?", among them features.spoken_prose for a transcript's commas) -> 135
-        (evidence that names a key term when any sentence does, and notation's "not" no denial).
+        (evidence that names a key term when any sentence does, and notation's "not" no denial) -> 137 (a misheard
+        word break repaired in app.speech_terms, and a concession, "necessary but not enough", no denial).
         """
         verdicts = self._judge(question, rubric, answer, pairs=False, spoken=spoken)
         if not spoken:
