@@ -20,6 +20,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
 from app.errors import MockmlError
+from app.text import plain_apostrophes
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Embedder:
         """Embed texts (cached per text), shape (n, 384), rows of unit length."""
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        texts = [plain_apostrophes(t) for t in texts]  # "doesn’t" and "doesn't" are one answer, so one vector
         with self._lock:
             found = {t: self._cache[t] for t in texts if t in self._cache}
         missing = [t for t in dict.fromkeys(texts) if t not in found]

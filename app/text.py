@@ -22,9 +22,19 @@ STOPWORDS = frozenset(
 )
 
 
+# Typographic apostrophes (phones and word processors type "don’t") are read as the plain one: "don’t" split into
+# "don" + "t" hid the negation, so the same answer graded differently depending on the keyboard it was typed on.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+
+def plain_apostrophes(text: str) -> str:
+    """`text` with typographic apostrophes replaced by the plain one."""
+    return text.translate(_APOSTROPHES)
+
+
 def words(text: str) -> list[str]:
-    """Lower-case word tokens (hyphenated words kept whole)."""
-    return _WORD.findall(text.lower())
+    """Lower-case word tokens (hyphenated words and contractions kept whole, whichever apostrophe they use)."""
+    return _WORD.findall(plain_apostrophes(text.lower()))
 
 
 @lru_cache(maxsize=50_000)

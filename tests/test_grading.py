@@ -356,3 +356,17 @@ def test_evidence_names_the_points_key_terms_when_any_sentence_does(bank_setting
     answer = grader.bank.get(qid).model_answers[0].text
     v = {v.point_id: v for v in grader.grade(qid, answer, engine="offline").verdicts}["adversarial-examples-training"]
     assert v.verdict is not Verdict.MISSING and v.evidence is not None and "adversarial training" in v.evidence
+
+
+def test_typographic_apostrophes_grade_like_plain_ones(grader: Grader) -> None:
+    """The same answer typed on a phone ("doesn’t") and on a terminal ("doesn't") gets the same scorecard.
+
+    Measured before: "doesn’t" was read as "doesn" + "t", so the denial below was missed and scored as the claim.
+    """
+    plain = ("Bias is the error from a model that is too simple, so it underfits. Adding model complexity doesn't "
+             "lower bias, and bagging doesn't reduce variance.")
+    curly = plain.replace("'", "\u2019")
+    a, b = grader.grade(QID, plain, engine="offline"), grader.grade(QID, curly, engine="offline")
+    assert a.score == b.score
+    assert [(v.verdict, v.credit) for v in a.verdicts] == [(v.verdict, v.credit) for v in b.verdicts]
+    assert a.score < grader.grade(QID, plain.replace("doesn't ", ""), engine="offline").score  # the denial matters

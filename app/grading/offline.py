@@ -194,7 +194,8 @@ class OfflineEngine:
         within 0.5 of typed 115 (sentences) -> 124 (joined only) -> 130 (the better of the two) -> 133 (with the reading
         fixes of README "How good is the grading?", among them features.spoken_prose for a transcript's commas) -> 135
         (evidence that names a key term when any sentence does, and notation's "not" no denial) -> 137 (a misheard
-        word break repaired in app.speech_terms, and a concession, "necessary but not enough", no denial).
+        word break repaired in app.speech_terms, and a concession, "necessary but not enough", no denial) -> 138 (a
+        typographic apostrophe read as one: the typed testing-ml answer's "don’t" now negates as the transcript's does).
         """
         verdicts = self._judge(question, rubric, answer, pairs=False, spoken=spoken)
         if not spoken:
