@@ -21,6 +21,12 @@ from app.text import content_stems
 Mode = Literal["hybrid", "dense", "bm25"]
 RRF_K = 60  # the constant from Cormack et al. (2009); rank fusion is insensitive to it in 10..100
 MAX_QUERY_CHARS = 2_000
+# HNSW search is approximate, and its graph differs from build to build (insertion runs on several threads). At
+# Chroma's default ef (100), 3 of 4 fresh builds of the bank missed a query's true nearest document for 1 of the 198
+# retrieval-eval queries ("rope vs alibi" lost positional-encoding-methods), so one query ranked differently on two
+# installs and CI's Recall@1 moved between 0.894 and 0.899. At 512, far above the bank's few hundred documents, every
+# build measured returned exactly the cosine ranking (tests/test_index.py::test_dense_search_ranks_exactly_by_cosine).
+HNSW_EF = 512
 ProgressFn = Callable[[int, int], None]
 
 
@@ -127,9 +133,16 @@ class Index:
     def _open(self, name: str) -> Any:
         from app.embeddings import ChromaEmbedding
 
-        return self.client.get_or_create_collection(
-            name=name, embedding_function=ChromaEmbedding(), configuration={"hnsw": {"space": "cosine"}}
+        collection = self.client.get_or_create_collection(
+            name=name, embedding_function=ChromaEmbedding(),
+            configuration={"hnsw": {"space": "cosine", "ef_construction": HNSW_EF, "ef_search": HNSW_EF}},
         )
+        # A collection built before HNSW_EF keeps its old search width until told (creation settings do not apply
+        # to an existing collection); the search width, unlike the build width, can be changed in place.
+        hnsw = (collection.configuration or {}).get("hnsw") or {}
+        if hnsw.get("ef_search", HNSW_EF) < HNSW_EF:
+            collection.modify(configuration={"hnsw": {"ef_search": HNSW_EF}})
+        return collection
 
     @property
     def collection(self) -> Any:
@@ -216,7 +229,9 @@ class Index:
         for meta, dist in zip(res["metadatas"][0], res["distances"][0], strict=True):
             qid = meta["question_id"]
             best[qid] = max(best.get(qid, -1.0), 1.0 - float(dist))
-        return sorted(best.items(), key=lambda kv: -kv[1])
+        # Questions sharing a source wording tie exactly, and Chroma returns equal distances in no fixed order; the
+        # id breaks the tie so the same query ranks the same on every install (the dense rank feeds the fusion).
+        return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 class Retriever:
