@@ -25,6 +25,7 @@ from app.errors import BadInput
 from app.grading import FALLBACK_NOTE, Grader
 from app.grading.models import Scorecard
 from app.sessions import Mode, Phase, Session, SessionConfig, Speaker, Turn, TurnKind
+from app.text import counted
 
 MAX_FOLLOW_UPS = 2
 COMMANDS = {"/skip": "skip", "/repeat": "repeat", "/hint": "hint", "/end": "end", "skip": "skip", "hint": "hint"}
@@ -111,7 +112,7 @@ class Interviewer:
         tracks = ", ".join(t.value for t in config.tracks) if config.tracks else "a mix of tracks"
         feedback = ("I'll give you feedback and a model answer after each question."
                     if config.mode is Mode.COACH else "Like a real interview, I'll hold feedback until the end.")
-        greeting = (f"Hi {user}, thanks for joining. We'll go through {len(session.plan)} questions on {tracks} "
+        greeting = (f"Hi {user}, thanks for joining. We'll go through {counted(len(session.plan), 'question')} on {tracks} "
                     f"at {config.level.value} level. {feedback} Answer as you would out loud; type /hint for a nudge, "
                     "/skip to move on, /repeat to hear the question again, or /end to finish early.")
         turns = [self._say(session, TurnKind.GREETING, greeting)]

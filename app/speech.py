@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from app.errors import BadInput
+from app.text import counted
 
 if TYPE_CHECKING:
     from app.speech_terms import Lexicon
@@ -596,15 +597,14 @@ def analyse_delivery(transcript: Transcript) -> Delivery:
     long_gaps = [g for g in gaps if g > LONG_PAUSE_S]
     fillers = count_fillers(words)
     total = sum(fillers.values())
-    parts = [f"{len(words)} words in {answer_s:.0f} s ({wpm:.0f} wpm, {_pace(wpm)})"]
+    parts = [f"{counted(len(words), 'word')} in {answer_s:.0f} s ({wpm:.0f} wpm, {_pace(wpm)})"]
     if total:
         top = ", ".join(f"{k} ×{v}" for k, v in sorted(fillers.items(), key=lambda kv: -kv[1]))
-        parts.append(f"{total} filler{'s' if total != 1 else ''} ({top})")
+        parts.append(f"{counted(total, 'filler')} ({top})")
     else:
         parts.append("no filler words")
     if long_gaps:
-        parts.append(f"{len(long_gaps)} long pause{'s' if len(long_gaps) != 1 else ''} "
-                     f"(longest {max(long_gaps):.1f} s)")
+        parts.append(f"{counted(len(long_gaps), 'long pause')} (longest {max(long_gaps):.1f} s)")
     else:
         parts.append(f"no pauses over {LONG_PAUSE_S:g} s")
     return Delivery(words=len(words), answer_s=round(answer_s, 2), wpm=wpm, fillers=fillers, filler_total=total,

@@ -32,6 +32,11 @@ def plain_apostrophes(text: str) -> str:
     return text.translate(_APOSTROPHES)
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 question", "3 questions": a count with its noun (regular plurals only)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def words(text: str) -> list[str]:
     """Lower-case word tokens (hyphenated words and contractions kept whole, whichever apostrophe they use)."""
     return _WORD.findall(plain_apostrophes(text.lower()))

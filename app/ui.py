@@ -20,6 +20,7 @@ from typing import Any
 import app  # noqa: F401 - offline environment defaults (GRADIO_ANALYTICS_ENABLED=False, ...) before gradio loads
 from app.config import Settings
 from app.errors import MockmlError
+from app.text import counted
 
 log = logging.getLogger("mockml.ui")
 
@@ -80,7 +81,7 @@ def progress_text(reply: Any) -> str:
     """'question 3 of 6' plus where the session stands."""
     phase = reply.phase.value
     if phase == "done":
-        return f"**Interview finished** · {reply.questions_total} questions"
+        return f"**Interview finished** · {counted(reply.questions_total, 'question')}"
     if phase == "candidate_questions":
         return "**Your questions for the interviewer** (type “no questions” to finish)"
     return f"**{reply.progress}**"

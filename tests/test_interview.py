@@ -64,6 +64,7 @@ def test_full_offline_interview(tiny_settings: Settings) -> None:
     interviewer = make(tiny_settings)
     reply = interviewer.start("alice", SessionConfig(level=Level.JUNIOR, questions=3))
     assert reply.turns[0].kind is TurnKind.GREETING and reply.turns[1].kind is TurnKind.QUESTION
+    assert "go through 3 questions" in reply.turns[0].text
     assert reply.progress == "question 1 of 3"
     last = run_script(interviewer, reply, scripted)
     assert last.report_path and Path(last.report_path).is_file()
@@ -88,6 +89,7 @@ def test_full_offline_interview(tiny_settings: Settings) -> None:
 def test_coach_mode_gives_feedback_and_a_model_answer(tiny_settings: Settings) -> None:
     interviewer = make(tiny_settings)
     reply = interviewer.start("bob", SessionConfig(level=Level.JUNIOR, questions=1, mode=Mode.COACH))
+    assert "go through 1 question on" in reply.turns[0].text  # not "1 questions"
     qid = reply.turns[-1].question_id
     reply = interviewer.respond(reply.session_id, ANSWERS[qid])
     feedback = [t for t in reply.turns if t.kind is TurnKind.FEEDBACK]

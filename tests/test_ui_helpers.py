@@ -61,3 +61,14 @@ def test_build_app_wires_the_tabs(tiny_settings: Settings) -> None:
     demo = build_app(tiny_settings)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     assert {"tab-interview", "tab-grade", "tab-bank", "tab-history", "chat", "g-card", "b-results", "h-table"} <= ids
+
+
+def test_progress_text_counts_questions_in_words_a_person_would_write() -> None:
+    from types import SimpleNamespace
+
+    from app.sessions import Phase
+    from app.ui import progress_text
+
+    done = SimpleNamespace(phase=Phase.DONE, questions_total=1, progress="")
+    assert progress_text(done) == "**Interview finished** · 1 question"
+    assert progress_text(SimpleNamespace(phase=Phase.DONE, questions_total=4, progress="")).endswith("· 4 questions")
