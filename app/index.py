@@ -21,7 +21,7 @@ from app.text import content_stems
 Mode = Literal["hybrid", "dense", "bm25"]
 RRF_K = 60  # the constant from Cormack et al. (2009); rank fusion is insensitive to it in 10..100
 MAX_QUERY_CHARS = 2_000
-# HNSW search is approximate, and its graph differs from build to build (insertion runs on several threads). At
+# HNSW search is approximate, and its graph differs from build to build of the same documents. At
 # Chroma's default ef (100), 3 of 4 fresh builds of the bank missed a query's true nearest document for 1 of the 198
 # retrieval-eval queries ("rope vs alibi" lost positional-encoding-methods), so one query ranked differently on two
 # installs and CI's Recall@1 moved between 0.894 and 0.899. At 512, far above the bank's few hundred documents, every

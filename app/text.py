@@ -33,7 +33,7 @@ def plain_apostrophes(text: str) -> str:
 
 
 def counted(n: int, noun: str) -> str:
-    """"1 question", "3 questions": a count with its noun (regular plurals only)."""
+    """A count with its noun, as a person writes it: "1 question", "3 questions" (regular plurals only)."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
