@@ -1,4 +1,4 @@
-"""Small text utilities shared by retrieval and grading: tokens, stems, sentences and clauses."""
+"""Small text utilities: tokens, stems, sentences and clauses for retrieval and grading, and counts for messages."""
 
 from __future__ import annotations
 
